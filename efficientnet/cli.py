@@ -1,0 +1,32 @@
+"""Shared entry point for the project's absl command-line tools.
+
+Users should see one line saying what is wrong with their input, not a
+Python traceback, and scripts calling the tools need a non-zero exit code.
+`run(main)` gives every CLI that behaviour: errors that describe bad input
+(`ValueError`, which includes unknown registry names, and missing files) are
+printed as `error: …` and exit with status 2; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from absl import app
+
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+EXIT_USER_ERROR = 2
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """`absl.app.run(main)` with one-line errors for bad input."""
+
+    def guarded(argv):
+        try:
+            main(argv)
+        except USER_ERRORS as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+    app.run(guarded)

@@ -1,0 +1,65 @@
+"""The few layers EfficientNet needs that Keras does not ship as-is.
+
+Both are registered as Keras serialisables so that an exported `model.keras`
+loads in safe mode (no Lambda layers, no pickled code).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# ImageNet channel statistics on the [0, 255] scale (REFERENCE.md §2). The
+# model normalises inside itself so an exported model takes raw pixels and
+# needs no outside preprocessing convention.
+IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def imagenet_normalization(name: str = "normalization") -> keras.layers.Layer:
+    """(x - mean) / std per channel, as one multiply-add with no weights.
+
+    A weightless `Rescaling` keeps parameter counts equal to the published ones
+    (keras.applications' `Normalization` layer adds 7 variables).
+    """
+    return keras.layers.Rescaling(
+        scale=[1.0 / std for std in IMAGENET_STDDEV_RGB],
+        offset=[-mean / std for mean, std in zip(IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, strict=True)],
+        name=name,
+    )
+
+
+@keras.saving.register_keras_serializable(package="efficientnet")
+class StochasticDepth(keras.layers.Layer):
+    """Drops a residual branch per sample with probability `rate` in training.
+
+    Kept samples are scaled by 1/(1 - rate) so the expected output is
+    unchanged and inference needs no rescaling (Huang et al. 2016; the
+    reference's `drop_connect`). Outside training it is the identity.
+
+    Args:
+      rate: Probability of dropping the branch of one sample.
+      seed: Optional seed for the random mask.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"StochasticDepth rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0:
+            return inputs
+        survival = 1.0 - self.rate
+        noise_shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        keep = ops.floor(survival + keras.random.uniform(noise_shape, seed=self.seed_generator, dtype=inputs.dtype))
+        return inputs * (keep / survival)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return super().get_config() | {"rate": self.rate, "seed": self.seed}
