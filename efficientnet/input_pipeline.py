@@ -1,0 +1,84 @@
+"""tf.data pipelines over any dataset source: one builder for every consumer.
+
+Teacher and student training, evaluation and pseudo-labeling all build their
+input here, so crops and augmentation cannot drift apart between them. The
+graph is parallel and prefetched, and deterministic under a seed: the shuffle
+is seeded and every example's random crop and augmentation derive from
+(seed, position in the stream) through stateless random ops, so a rerun sees
+the same batches in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from efficientnet import preprocessing
+from efficientnet.datasets import Source
+
+# An augmentation maps (uint8 image, seed [2]) to a uint8 image, e.g. RandAugment.
+Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+DEFAULT_SHUFFLE_BUFFER = 10_000
+
+
+def train_dataset(
+    source: Source,
+    split: str | None,
+    *,
+    batch_size: int,
+    resolution: int,
+    seed: int = 0,
+    random_flip: bool = True,
+    augment: Augment | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    cache: bool = False,
+) -> tf.data.Dataset:
+    """Endless, shuffled, augmented batches of example dicts.
+
+    Each batch is the source's example dict with `image` replaced by float32
+    [batch, resolution, resolution, 3] raw pixels. `cache` keeps decoded
+    images in memory (small datasets only).
+    """
+    examples = source.examples(split, shuffle_files=True, seed=seed)
+    if cache:
+        examples = examples.cache()
+    examples = examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+
+    def preprocess(index, example):
+        example_seed = tf.stack([tf.constant(seed, tf.int64), index])
+        crop_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(example_seed, 2))
+        image = preprocessing.train_image(example["image"], resolution, crop_seed, random_flip=random_flip)
+        if augment is not None:
+            image = tf.cast(augment(preprocessing.to_uint8(image), augment_seed), tf.float32)
+        return example | {"image": image}
+
+    batches = (
+        examples.enumerate()
+        .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size, drop_remainder=True)
+    )
+    return _finish(batches)
+
+
+def eval_dataset(
+    source: Source, split: str | None, *, batch_size: int, resolution: int, cache: bool = False
+) -> tf.data.Dataset:
+    """One pass over `split` in source order with the eval crop; the last
+    batch may be smaller so every example is seen exactly once."""
+    examples = source.examples(split)
+    if cache:
+        examples = examples.cache()
+    batches = examples.map(
+        lambda example: example | {"image": preprocessing.eval_image(example["image"], resolution)},
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).batch(batch_size)
+    return _finish(batches)
+
+
+def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -1,0 +1,240 @@
+"""Every dataset source, offline: digits, mock TFDS, TFRecords and folders made here."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from sklearn.datasets import load_digits
+
+from efficientnet.datasets import UNKNOWN_LABEL, digits_split_indices, digits_withheld_labels, open_source
+from efficientnet.registry import UnknownNameError
+
+
+def collect(dataset):
+    return [{key: value.numpy() for key, value in example.items()} for example in dataset]
+
+
+def encode(image, file_format="jpeg"):
+    image = tf.constant(image, tf.uint8)
+    return (tf.io.encode_jpeg(image, quality=95) if file_format == "jpeg" else tf.io.encode_png(image)).numpy()
+
+
+def smooth_image(seed, height=20, width=30, channels=3):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, channels)
+    ramp = np.linspace(0, 60, width)[None, :, None]
+    return np.clip(base + ramp + np.zeros((height, width, channels)), 0, 255).astype(np.uint8)
+
+
+def imagenet_record(encoded, label):
+    feature = {
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def pseudolabel_record(encoded, probabilities):
+    feature = {
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+        "probabilities": tf.train.Feature(float_list=tf.train.FloatList(value=probabilities)),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(np.argmax(probabilities))])),
+        "prob": tf.train.Feature(float_list=tf.train.FloatList(value=[max(probabilities)])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_records(path, records):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+
+
+# ----------------------------------------------------------------- digits
+
+
+def test_digits_protocol_split_sizes_and_disjointness():
+    splits = digits_split_indices()
+    assert {name: len(indices) for name, indices in splits.items()} == {
+        "train": 150,
+        "validation": 200,
+        "unlabeled": 947,
+        "test": 500,
+    }
+    union = np.concatenate(list(splits.values()))
+    assert len(set(union.tolist())) == 1797
+    labels = load_digits().target
+    assert np.bincount(labels[splits["train"]]).tolist() == [15] * 10
+    # The split is fixed: these are the first test and unlabeled indices for seed 0.
+    assert splits["test"][:4].tolist() == [360, 1773, 1482, 600]
+    assert splits["unlabeled"][:4].tolist() == [861, 1620, 1749, 911]
+
+
+def test_digits_examples_and_withheld_labels():
+    source = open_source("digits")
+    assert source.num_classes == 10 and source.class_names[3] == "3"
+    unlabeled = collect(source.examples("unlabeled"))
+    assert len(unlabeled) == 947
+    assert {example["label"] for example in unlabeled} == {UNKNOWN_LABEL}
+    first = unlabeled[0]
+    assert first["id"] == b"digits/861"
+    assert first["image"].shape == (8, 8, 3) and first["image"].dtype == np.uint8
+    # 4-bit intensities 0..16 scaled to 0..255, grey replicated to RGB.
+    expected = np.rint(load_digits().images[861] * 255 / 16).astype(np.uint8)
+    np.testing.assert_array_equal(first["image"][..., 1], expected)
+    withheld = digits_withheld_labels()
+    assert len(withheld) == 947 and withheld["digits/861"] == load_digits().target[861]
+    test = collect(source.examples("test"))
+    assert [int(example["label"]) for example in test[:3]] == load_digits().target[[360, 1773, 1482]].tolist()
+
+
+def test_digits_rejects_unknown_split():
+    with pytest.raises(ValueError, match=r"needs a split, one of \['train', 'validation', 'unlabeled', 'test'\]"):
+        open_source("digits").examples("val")
+
+
+def test_unknown_source_lists_valid_ones():
+    with pytest.raises(
+        UnknownNameError, match="unknown dataset source 'csv'; valid names: digits, folder, tfds, tfrecord"
+    ):
+        open_source("csv:/data")
+
+
+# ----------------------------------------------------------------- TFDS
+
+
+@pytest.mark.parametrize(
+    "name, split, num_classes",
+    [
+        ("imagenet2012", "train", 1000),
+        ("cifar10", "test", 10),
+        ("svhn_cropped", "extra", 10),
+        ("imagenet_a", "test", 1000),
+    ],
+)
+def test_tfds_source_with_mock_data(name, split, num_classes):
+    with tfds.testing.mock_data(num_examples=6):
+        source = open_source(f"tfds:{name}")
+        examples = collect(source.examples(split))
+    assert source.num_classes == num_classes and len(source.class_names) == num_classes
+    assert len(examples) == 6
+    for example in examples:
+        assert set(example) == {"id", "image", "label"}
+        assert example["image"].dtype == np.uint8 and example["image"].shape[-1] == 3
+        assert 0 <= example["label"] < num_classes
+
+
+def test_tfds_source_needs_a_split():
+    with tfds.testing.mock_data(num_examples=2):
+        with pytest.raises(ValueError, match="needs a split"):
+            open_source("tfds:cifar10").examples(None)
+
+
+# ----------------------------------------------------------------- TFRecord
+
+
+def test_imagenet_tfrecords_with_undecodable_records_skipped_and_named(tmp_path, capfd):
+    good = [encode(smooth_image(i), "jpeg" if i % 2 else "png") for i in range(4)]
+    truncated = good[1][: len(good[1]) // 3]
+    write_records(tmp_path / "train-00000", [imagenet_record(good[0], 3), imagenet_record(b"not an image", 1)])
+    write_records(tmp_path / "train-00001", [imagenet_record(good[1], 0), imagenet_record(truncated, 2)])
+    write_records(tmp_path / "train-00002", [imagenet_record(good[2], 5), imagenet_record(good[3], 7)])
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"num_classes": 8}))
+    source = open_source(f"tfrecord:{tmp_path}/train-*")
+    examples = collect(source.examples())
+    assert source.num_classes == 8 and not source.pseudolabeled
+    ids = [example["id"].decode() for example in examples]
+    assert ids == [f"{tmp_path}/train-00000#0", f"{tmp_path}/train-00001#0", f"{tmp_path}/train-00002#0",
+                   f"{tmp_path}/train-00002#1"]  # fmt: skip
+    assert [int(example["label"]) for example in examples] == [3, 0, 5, 7]
+    np.testing.assert_array_equal(examples[0]["image"], smooth_image(0))  # PNG is lossless
+    assert int(source.skipped_images.numpy()) == 2
+    log = capfd.readouterr().err
+    assert f'skipped undecodable image: "{tmp_path}/train-00000#1"' in log
+    assert f'skipped undecodable image: "{tmp_path}/train-00001#1"' in log
+
+
+def test_pseudolabel_tfrecords(tmp_path):
+    probabilities = [[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]]
+    write_records(
+        tmp_path / "pseudo-00000-of-00001",
+        [pseudolabel_record(encode(smooth_image(i), "png"), p) for i, p in enumerate(probabilities)],
+    )
+    source = open_source(f"tfrecord:{tmp_path}/pseudo-*")
+    examples = collect(source.examples())
+    assert source.pseudolabeled and source.num_classes == 3
+    assert [int(example["label"]) for example in examples] == [1, 0]
+    np.testing.assert_allclose(examples[0]["probabilities"], probabilities[0])
+
+
+def test_tfrecord_errors_name_the_pattern_or_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no files match tfrecord pattern '.*missing-\\*'"):
+        open_source(f"tfrecord:{tmp_path}/missing-*")
+    write_records(tmp_path / "empty", [])
+    with pytest.raises(ValueError, match="hold no records"):
+        open_source(f"tfrecord:{tmp_path}/empty")
+    other = tf.train.Example(
+        features=tf.train.Features(feature={"x": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))})
+    )
+    write_records(tmp_path / "other", [other.SerializeToString()])
+    with pytest.raises(ValueError, match="'.*other' is neither ImageNet format"):
+        open_source(f"tfrecord:{tmp_path}/other")
+    write_records(tmp_path / "ok", [imagenet_record(encode(smooth_image(0)), 0)])
+    with pytest.raises(ValueError, match="has no splits"):
+        open_source(f"tfrecord:{tmp_path}/ok").examples("train")
+
+
+# ----------------------------------------------------------------- folder
+
+
+def make_folder(root):
+    (root / "cat").mkdir(parents=True)
+    (root / "dog").mkdir()
+    (root / "cat" / "a.jpg").write_bytes(encode(smooth_image(1)))
+    (root / "cat" / "b.png").write_bytes(encode(smooth_image(2, channels=1), "png"))  # grayscale
+    (root / "cat" / "notes.txt").write_text("not an image, ignored by extension")
+    (root / "dog" / "c.png").write_bytes(encode(smooth_image(3, channels=4), "png"))  # RGBA
+    (root / "dog" / "d.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")  # corrupt JPEG
+
+
+def test_folder_source_decodes_formats_and_skips_corrupt_files(tmp_path, capfd):
+    make_folder(tmp_path / "images")
+    source = open_source(f"folder:{tmp_path}/images")
+    assert source.class_names == ("cat", "dog") and source.num_examples() == 4
+    examples = collect(source.examples())
+    assert [example["id"].decode().split("/")[-1] for example in examples] == ["a.jpg", "b.png", "c.png"]
+    assert [int(example["label"]) for example in examples] == [0, 0, 1]
+    assert all(example["image"].shape == (20, 30, 3) for example in examples)
+    gray = examples[1]["image"]
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+    np.testing.assert_array_equal(examples[2]["image"], smooth_image(3, channels=4)[..., :3])
+    assert int(source.skipped_images.numpy()) == 1
+    assert f'skipped undecodable image: "{tmp_path}/images/dog/d.jpg"' in capfd.readouterr().err
+
+
+def test_folder_source_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image folder '.*nowhere' does not exist"):
+        open_source(f"folder:{tmp_path}/nowhere")
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(ValueError, match="has no class subfolders"):
+        open_source(f"folder:{tmp_path}/flat")
+    (tmp_path / "flat" / "cls").mkdir()
+    with pytest.raises(ValueError, match="holds no .jpg"):
+        open_source(f"folder:{tmp_path}/flat")
+
+
+def test_sources_read_through_tf_gfile_filesystems():
+    # ram:// goes through the same tf.io.gfile code path as gs://, without network.
+    root = "ram://datasets_test"
+    tf.io.gfile.makedirs(f"{root}/folder/zero")
+    with tf.io.gfile.GFile(f"{root}/folder/zero/x.png", "wb") as f:
+        f.write(encode(smooth_image(5), "png"))
+    with tf.io.TFRecordWriter(f"{root}/records-0") as writer:
+        writer.write(imagenet_record(encode(smooth_image(6), "png"), 4))
+    folder = collect(open_source(f"folder:{root}/folder").examples())
+    records = collect(open_source(f"tfrecord:{root}/records-*").examples())
+    np.testing.assert_array_equal(folder[0]["image"], smooth_image(5))
+    np.testing.assert_array_equal(records[0]["image"], smooth_image(6))
+    assert records[0]["label"] == 4
