@@ -34,12 +34,15 @@ def train_dataset(
     augment: Augment | None = None,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     cache: bool = False,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Endless, shuffled, augmented batches of example dicts.
 
     Each batch is the source's example dict with `image` replaced by float32
     [batch, resolution, resolution, 3] raw pixels. `cache` keeps decoded
-    images in memory (small datasets only).
+    images in memory (small datasets only). `skip_batches` starts the stream
+    where a resumed run left off; skipped examples are read but not
+    preprocessed.
     """
     examples = source.examples(split, shuffle_files=True, seed=seed)
     if cache:
@@ -56,6 +59,7 @@ def train_dataset(
 
     batches = (
         examples.enumerate()
+        .skip(skip_batches * batch_size)
         .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .batch(batch_size, drop_remainder=True)
     )

@@ -25,7 +25,9 @@ _RENAMED_BLOCK_SUFFIXES = {"_bn": "_dwconv_bn"}
 _PREPROCESSING = (keras.layers.Normalization, keras.layers.Rescaling)
 
 
-def load_keras_applications_weights(model: keras.Model, keras_model: keras.Model) -> keras.Model:
+def load_keras_applications_weights(
+    model: keras.Model, keras_model: keras.Model, *, include_classifier: bool = True
+) -> keras.Model:
     """Copies a keras.applications EfficientNetB0–B7's weights into `model`.
 
     Args:
@@ -33,6 +35,8 @@ def load_keras_applications_weights(model: keras.Model, keras_model: keras.Model
         number of classes as `keras_model`.
       keras_model: A `keras.applications.EfficientNetBx`, built with
         `include_top=True` and `classifier_activation=None` to compare logits.
+      include_classifier: False keeps `model`'s own classifier (fine-tuning on
+        another label set); everything else is still copied.
 
     Returns:
       `model`, with every weight replaced.
@@ -49,6 +53,8 @@ def load_keras_applications_weights(model: keras.Model, keras_model: keras.Model
         if not layer.weights or isinstance(layer, _PREPROCESSING):
             continue
         target_name = _our_layer_name(layer.name)
+        if target_name == "logits" and not include_classifier:
+            continue
         if target_name not in ours:
             raise ValueError(f"keras layer {layer.name!r} has no counterpart {target_name!r} in {model.name!r}")
         target = ours[target_name]
@@ -61,7 +67,7 @@ def load_keras_applications_weights(model: keras.Model, keras_model: keras.Model
             )
         target.set_weights(layer.get_weights())
         copied.add(target_name)
-    missing = sorted(set(ours) - copied)
+    missing = sorted(set(ours) - copied - (set() if include_classifier else {"logits"}))
     if missing:
         raise ValueError(f"layers of {model.name!r} received no keras weights: {missing[:5]}…")
     return model

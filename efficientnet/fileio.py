@@ -1,0 +1,53 @@
+"""Atomic writes for local and gs:// paths.
+
+A reader must never see a half-written file: an interrupted run leaves either
+the previous complete file or none. Everything is written to a temporary name
+in the destination directory and renamed into place (atomic on local
+filesystems; on GCS the object only appears once the upload completes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+import tensorflow as tf
+
+
+def _temporary_name(path: str) -> str:
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    temporary = _temporary_name(path)
+    with tf.io.gfile.GFile(temporary, "wb") as f:
+        f.write(data)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def write_json(path: str, value: Any) -> None:
+    write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str) -> Any:
+    """Reads JSON, naming the file when it is missing or corrupt."""
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    with tf.io.gfile.GFile(path) as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+
+
+def copy_file(source: str, destination: str) -> None:
+    """Copies a (typically local, freshly written) file into place atomically."""
+    tf.io.gfile.makedirs(os.path.dirname(destination) or ".")
+    temporary = _temporary_name(destination)
+    tf.io.gfile.copy(source, temporary, overwrite=True)
+    tf.io.gfile.rename(temporary, destination, overwrite=True)

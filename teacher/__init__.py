@@ -1,0 +1,1 @@
+"""Teacher training: the shared loop on labeled data only (`python -m teacher.train`)."""
