@@ -80,11 +80,12 @@ class LearningRateSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return cls(ScheduleConfig(**values))
 
 
-def ema_decay(step: int, decay: float) -> float:
+def ema_decay(step, decay: float):
     """EMA decay with the reference's warm-up: min(decay, (1 + step) / (10 + step)).
 
     Early on the average follows the weights closely, so short runs (a few
     hundred steps on digits) still get a useful average instead of one
-    dominated by the random initialisation.
+    dominated by the random initialisation. Accepts Python numbers or tensors.
     """
-    return min(decay, (1.0 + step) / (10.0 + step))
+    step = ops.cast(step, "float32")
+    return ops.minimum(decay, (1.0 + step) / (10.0 + step))

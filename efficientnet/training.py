@@ -272,7 +272,7 @@ class EMA:
 
     @tf.function
     def update(self, step):
-        decay = tf.minimum(self.decay, (1.0 + tf.cast(step, tf.float32)) / (10.0 + tf.cast(step, tf.float32)))
+        decay = ema_decay(step, self.decay)
         for average, variable in zip(self.averages, self.variables, strict=True):
             average.assign(average * decay + tf.cast(variable, average.dtype) * (1.0 - decay))
 

@@ -1,0 +1,226 @@
+"""The shared training loop, run for real on tiny models (teacher configuration)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from efficientnet import build_model, export, scaling
+from efficientnet.datasets import open_source
+from efficientnet.training import EMA, TrainConfig, check_resumable, evaluate, initialize_from, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)
+TINY_FLAGS = ["--width=0.25", "--depth=0.25", "--resolution=32", "--small_images"]
+
+
+def tiny_config(model_dir, **overrides):
+    values = dict(
+        model_dir=str(model_dir),
+        dataset="digits",
+        batch_size=32,
+        train_steps=100,
+        warmup_epochs=1,
+        random_flip=False,
+        checkpoint_every_steps=50,
+        log_every_steps=50,
+        **TINY,
+    )
+    return TrainConfig(**(values | overrides))
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("teacher")
+    train(tiny_config(model_dir, randaugment_layers=1, randaugment_magnitude=5))
+    return model_dir
+
+
+def test_teacher_run_writes_config_checkpoints_summaries_and_export(teacher_dir):
+    assert json.loads((teacher_dir / "config.json").read_text())["randaugment_layers"] == 1
+    assert (teacher_dir / "checkpoints" / "ckpt-100.index").exists()
+    assert list((teacher_dir / "train").glob("events.out.tfevents.*"))
+    metadata = json.loads((teacher_dir / "export" / "model.json").read_text())
+    assert metadata["num_classes"] == 10 and metadata["class_names"] == [str(d) for d in range(10)]
+    assert metadata["input"]["resolution"] == 32 and metadata["model"]["width"] == 0.25
+    assert metadata["steps"] == 100 and metadata["role"] == "teacher"
+    assert metadata["metrics"]["num_examples"] == 500
+    # 100 steps (21 epochs of the 150 labeled images) measured 0.70; chance is 0.10.
+    assert metadata["metrics"]["top1"] > 0.5
+
+
+def test_export_reloads_in_safe_mode_and_reproduces_its_metrics(teacher_dir):
+    model, metadata = export.load_export(str(teacher_dir))
+    metrics = evaluate(model, open_source("digits"), "test", metadata["input"]["resolution"], 128)
+    assert metrics == metadata["metrics"]
+
+
+def test_evaluate_cli(teacher_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "teacher.evaluate", f"--model={teacher_dir}/export", "--dataset=digits", "--split=test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics == json.loads((teacher_dir / "export" / "model.json").read_text())["metrics"]
+
+
+def test_finished_run_is_not_trained_again(teacher_dir, capfd):
+    before = (teacher_dir / "checkpoints" / "ckpt-100.index").stat().st_mtime
+    train(tiny_config(teacher_dir, randaugment_layers=1, randaugment_magnitude=5))
+    assert (teacher_dir / "checkpoints" / "ckpt-100.index").stat().st_mtime == before
+    assert "step " not in capfd.readouterr().err
+
+
+def test_resume_refuses_a_model_dir_with_other_settings(teacher_dir):
+    with pytest.raises(
+        ValueError,
+        match=r"holds a run with different settings \(--batch_size, --randaugment_layers, --randaugment_magnitude\)",
+    ):
+        check_resumable(str(teacher_dir), tiny_config(teacher_dir, batch_size=16))
+    # Logging and checkpoint intervals may change on resume.
+    check_resumable(
+        str(teacher_dir), tiny_config(teacher_dir, randaugment_layers=1, randaugment_magnitude=5, log_every_steps=5)
+    )
+
+
+def test_init_from_an_export_copies_weights_and_skips_a_different_classifier(teacher_dir):
+    source, _ = export.load_export(str(teacher_dir))
+    same = build_model("efficientnet-b0", num_classes=10, **TINY)
+    initialize_from(same, str(teacher_dir), scaling.model_config("efficientnet-b0", 10, **TINY))
+    for ours, theirs in zip(same.weights, source.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    other = build_model("efficientnet-b0", num_classes=3, **TINY)
+    classifier = other.get_layer("logits").kernel.numpy().copy()
+    initialize_from(other, str(teacher_dir), scaling.model_config("efficientnet-b0", 3, **TINY))
+    np.testing.assert_array_equal(other.get_layer("logits").kernel.numpy(), classifier)
+    np.testing.assert_array_equal(other.get_layer("head_conv").kernel.numpy(), source.get_layer("head_conv").kernel)
+
+
+def test_ema_follows_the_reference_update():
+    variable = tf.Variable([1.0, 2.0])
+    ema = EMA([variable], decay=0.5)
+    variable.assign([3.0, 6.0])
+    ema.update(tf.constant(100, tf.int64))  # decay min(0.5, 101/110) = 0.5
+    np.testing.assert_allclose(ema.averages[0].numpy(), [2.0, 4.0])
+    ema.swap()
+    np.testing.assert_allclose(variable.numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(ema.averages[0].numpy(), [3.0, 6.0])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(batch_size=0), "--batch_size must be positive"),
+        (dict(optimizer="lamb"), r"--optimizer must be one of \['rmsprop', 'sgd', 'adam'\]"),
+        (dict(tpu="my-tpu", strategy="cpu"), "--tpu contradicts --strategy=cpu"),
+        (dict(precision="fp8"), "--precision must be one of"),
+        (dict(unlabel_ratio=3.0), "--unlabeled_dataset and a positive --unlabel_ratio go together"),
+        (dict(width=-1.0), "invalid width=-1.0"),
+        (dict(model="efficientnet-b9"), "unknown model 'efficientnet-b9'; valid names"),
+    ],
+)
+def test_invalid_settings_are_named(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train(tiny_config(tmp_path / "run", **overrides))
+    assert not (tmp_path / "run").exists()  # failed before any work
+
+
+def test_cli_bad_flag_is_one_line_and_writes_nothing(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "teacher.train", f"--model_dir={tmp_path}/run", "--batch_size=-4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: --batch_size must be positive, got -4"
+    assert not (tmp_path / "run").exists()
+
+
+def test_mock_tfds_imagenet_trains_a_few_steps_and_exports(tmp_path):
+    with tfds.testing.mock_data(num_examples=16):
+        metrics = train(
+            TrainConfig(
+                model_dir=str(tmp_path),
+                dataset="tfds:imagenet2012",
+                eval_split="validation",
+                batch_size=4,
+                train_steps=3,
+                width=0.1,
+                depth=0.1,
+                resolution=72,
+                checkpoint_every_steps=2,
+                log_every_steps=1,
+                randaugment_layers=2,
+                randaugment_magnitude=9,
+            )
+        )
+    assert metrics["num_examples"] == 16
+    metadata = json.loads((tmp_path / "export" / "model.json").read_text())
+    assert metadata["num_classes"] == 1000 and len(metadata["class_names"]) == 1000
+    assert metadata["dataset"] == "tfds:imagenet2012" and metadata["steps"] == 3
+    model = keras.saving.load_model(tmp_path / "export" / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 1000)
+
+
+def _train_command(model_dir):
+    return [
+        sys.executable,
+        "-m",
+        "teacher.train",
+        f"--model_dir={model_dir}",
+        "--dataset=digits",
+        *TINY_FLAGS,
+        "--batch_size=32",
+        "--train_steps=60",
+        "--warmup_epochs=1",
+        "--random_flip=false",
+        "--randaugment_layers=2",
+        "--checkpoint_every_steps=10",
+        "--log_every_steps=10",
+        "--deterministic",
+    ]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_train_command(killed), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not list((killed / "checkpoints").glob("ckpt-20.index")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "export").exists()
+    last = max(int(p.stem.split("-")[1]) for p in (killed / "checkpoints").glob("ckpt-*.index"))
+    assert 20 <= last < 60
+
+    resumed = subprocess.run(_train_command(killed), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {killed}/checkpoints/ckpt-{last} at step {last}" in resumed.stderr
+    assert f"step {last + 10}/60" in resumed.stderr and "step 10/60" not in resumed.stderr
+
+    straight = tmp_path / "straight"
+    subprocess.run(_train_command(straight), cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    resumed_meta = json.loads((killed / "export" / "model.json").read_text())
+    straight_meta = json.loads((straight / "export" / "model.json").read_text())
+    assert resumed_meta["steps"] == straight_meta["steps"] == 60
+    assert resumed_meta["metrics"]["top1"] == pytest.approx(straight_meta["metrics"]["top1"], abs=0.01)
+    resumed_model, _ = export.load_export(str(killed))
+    straight_model, _ = export.load_export(str(straight))
+    for a, b in zip(resumed_model.weights, straight_model.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
