@@ -61,6 +61,7 @@ HELP = {
     "checkpoint_every_steps": "Checkpoint interval in steps.",
     "log_every_steps": "Progress-line interval in steps.",
     "deterministic": "Deterministic TF ops (slower; exact resumes).",
+    "jit_compile": "Compile the forward and backward pass with XLA.",
 }
 STUDENT_ONLY = ("unlabeled_dataset", "unlabeled_split", "unlabel_ratio", "label_type")
 

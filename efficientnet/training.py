@@ -30,6 +30,7 @@ from absl import logging
 
 from efficientnet import export, fileio, input_pipeline, losses, scaling
 from efficientnet.datasets import Source, open_source
+from efficientnet.evaluation import evaluate
 from efficientnet.distribute import make_strategy, set_precision
 from efficientnet.model import build_from_config
 from efficientnet.randaugment import RandAugment
@@ -40,7 +41,7 @@ LABEL_TYPES = ("soft", "hard")
 CONFIG_FILE = "config.json"
 # Settings that may differ between a run and its resumption without changing
 # what is computed.
-RESUMABLE_DIFFERENCES = ("checkpoint_every_steps", "log_every_steps", "strategy", "tpu", "data_dir")
+RESUMABLE_DIFFERENCES = ("checkpoint_every_steps", "log_every_steps", "strategy", "tpu", "data_dir", "jit_compile")
 
 
 @dataclasses.dataclass
@@ -101,6 +102,11 @@ class TrainConfig:
     checkpoint_every_steps: int = 500
     log_every_steps: int = 50
     deterministic: bool = False
+    jit_compile: bool = False
+
+    def without_noise(self) -> TrainConfig:
+        """The same run with every student noise off: the paper's ablation (REFERENCE.md §4)."""
+        return dataclasses.replace(self, randaugment_layers=0, dropout_rate=0.0, drop_connect_rate=0.0)
 
     def model_overrides(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in scaling.OVERRIDABLE}
@@ -369,9 +375,9 @@ def run_steps(config, data, model_config, strategy, model, optimizer, ema, step,
             cache=config.cache,
             skip_batches=start,
         )
-        dataset = tf.data.Dataset.zip(labeled, unlabeled)
+        dataset = tf.data.Dataset.zip(labeled.map(_step_inputs), unlabeled.map(_step_inputs))
     else:
-        dataset = labeled.map(lambda batch: (batch, None))
+        dataset = labeled.map(lambda batch: (_step_inputs(batch), None))
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     step_fn = make_train_step(config, model, optimizer, data.num_classes, strategy)
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
@@ -407,11 +413,16 @@ def run_steps(config, data, model_config, strategy, model, optimizer, ema, step,
     writer.flush()
 
 
+def _step_inputs(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """What a step needs: ids and other strings stay on the host (XLA has no strings)."""
+    return {key: batch[key] for key in ("image", "label", "probabilities") if key in batch}
+
+
 def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, strategy):
     regularized = [v for v in model.trainable_variables if not _is_batch_norm(v)]
     unlabeled_batch = int(config.batch_size * config.unlabel_ratio)
 
-    def replica_step(labeled, unlabeled):
+    def gradients_and_losses(labeled, unlabeled):
         with tf.GradientTape() as tape:
             if unlabeled is not None:
                 # One forward pass over both so BatchNorm sees the joint batch, as in the reference.
@@ -439,7 +450,14 @@ def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, str
             loss = parts["loss"]
             if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                 loss = optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, model.trainable_variables)
+        return tape.gradient(loss, model.trainable_variables), parts
+
+    # XLA compiles the forward and backward pass; the update stays outside so
+    # that cross-replica gradient reduction works under every strategy.
+    compiled = tf.function(gradients_and_losses, jit_compile=config.jit_compile)
+
+    def replica_step(labeled, unlabeled):
+        gradients, parts = compiled(labeled, unlabeled)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return parts
 
@@ -455,24 +473,6 @@ def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, str
 def _is_batch_norm(variable) -> bool:
     # Reference: weight decay on every trainable variable except BatchNorm's.
     return "_bn/" in variable.path or variable.path.endswith("_bn")
-
-
-def evaluate(model, source: Source, split: str | None, resolution: int, batch_size: int) -> dict[str, float]:
-    """Top-1 / top-5 accuracy of `model` (as it is, call on EMA weights) over a split."""
-    predict = tf.function(lambda images: model(images, training=False))
-    correct1 = correct5 = count = 0
-    for batch in input_pipeline.eval_dataset(source, split, batch_size=batch_size, resolution=resolution):
-        logits = predict(batch["image"])
-        labels = batch["label"]
-        top5 = tf.math.top_k(logits, k=min(5, logits.shape[-1])).indices
-        correct1 += int(tf.reduce_sum(tf.cast(tf.equal(top5[:, 0], tf.cast(labels, tf.int32)), tf.int32)))
-        correct5 += int(
-            tf.reduce_sum(tf.cast(tf.reduce_any(tf.equal(top5, tf.cast(labels, tf.int32)[:, None]), axis=1), tf.int32))
-        )
-        count += int(labels.shape[0])
-    if count == 0:
-        raise ValueError(f"evaluation split {split!r} of {source.spec!r} is empty")
-    return {"top1": correct1 / count, "top5": correct5 / count, "num_examples": count}
 
 
 def initialize_from(model: keras.Model, init_from: str, model_config: scaling.ModelConfig) -> None:

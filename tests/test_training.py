@@ -16,7 +16,8 @@ import tensorflow_datasets as tfds
 
 from efficientnet import build_model, export, scaling
 from efficientnet.datasets import open_source
-from efficientnet.training import EMA, TrainConfig, check_resumable, evaluate, initialize_from, train
+from efficientnet.evaluation import evaluate
+from efficientnet.training import EMA, TrainConfig, check_resumable, initialize_from, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)

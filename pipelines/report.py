@@ -1,0 +1,172 @@
+"""The per-run report: accuracy per round, pseudo-label quality, class balance.
+
+Every number is measured here from the exports and the labeling stats of the
+run (nothing is copied from elsewhere): each model is evaluated on the
+validation split (used to choose settings) and on the test split (reported,
+never tuned on).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from efficientnet import fileio
+from efficientnet.evaluation import evaluate_export
+
+
+def _model_steps(steps: dict[str, Any], last_round: int) -> list[tuple[int, str, dict]]:
+    rows = []
+    for name, entry in steps.items():
+        round_name, role = name.split("/")
+        round_index = int(round_name[len("round") :])
+        if role != "pseudolabel" and round_index <= last_round and entry.get("status") == "done":
+            rows.append((round_index, role, entry))
+    return sorted(rows, key=lambda row: (row[0], row[1]))
+
+
+def measure(steps: dict[str, Any], config: dict[str, Any], last_round: int) -> dict[str, Any]:
+    """Evaluates every finished model and collects the labeling stats."""
+    models = []
+    for round_index, role, entry in _model_steps(steps, last_round):
+        row = {"round": round_index, "role": role, "export": entry["outputs"]["export"]}
+        for split_role in ("validation", "test"):
+            data = config[split_role]
+            metrics = evaluate_export(entry["outputs"]["export"], data["dataset"], data.get("split"))
+            row[split_role] = metrics["top1"]
+        models.append(row)
+    labeling = []
+    for name, entry in sorted(steps.items()):
+        if name.endswith("/pseudolabel") and entry.get("status") == "done":
+            round_index = int(name.split("/")[0][len("round") :])
+            if round_index > last_round:
+                continue
+            stats = fileio.read_json(os.path.join(entry["outputs"]["output_dir"], "stats.json"))
+            labeling.append(
+                {
+                    "round": round_index,
+                    "pseudo_label_accuracy": stats.get("pseudo_label_accuracy"),
+                    "counts_after_filtering": stats["counts_per_class"]["after_filtering"],
+                    "counts_after_balancing": stats["counts_per_class"]["after_balancing"],
+                    "images_per_class": stats["images_per_class"],
+                    "num_kept": stats["num_kept"],
+                    "num_images": stats["num_images"],
+                    "class_names": stats.get("class_names"),
+                }
+            )
+    return {"models": models, "labeling": labeling}
+
+
+def comparisons(models: list[dict[str, Any]]) -> list[str]:
+    """Plain statements of the effects the method predicts, with measured gaps."""
+    by_key = {(row["round"], row["role"]): row for row in models}
+    lines = []
+
+    def compare(label, a, b):
+        if a in by_key and b in by_key:
+            gap = 100 * (by_key[a]["test"] - by_key[b]["test"])
+            verdict = "above" if gap > 0 else ("equal to" if gap == 0 else "below")
+            lines.append(f"- {label}: {verdict} by {abs(gap):.1f} points of test accuracy")
+
+    compare("student round 1 vs teacher", (1, "student"), (0, "teacher"))
+    rounds = sorted({row["round"] for row in models})
+    for k in rounds[2:]:
+        compare(f"student round {k} vs round {k - 1}", (k, "student"), (k - 1, "student"))
+    for k in rounds:
+        compare(f"noised vs un-noised student, round {k}", (k, "student"), (k, "student_no_noise"))
+    return lines
+
+
+def write_report(work_dir: str, steps: dict[str, Any], config: dict[str, Any], last_round: int) -> dict[str, Any]:
+    """Writes report.json, report.md and report.png into `work_dir`."""
+    measured = measure(steps, config, last_round)
+    measured["comparisons"] = comparisons(measured["models"])
+    fileio.write_json(os.path.join(work_dir, "report.json"), measured)
+    png = os.path.join(work_dir, "report.png")
+    _plot(measured, png)
+    markdown = _markdown(measured, config)
+    md_path = os.path.join(work_dir, "report.md")
+    fileio.write_bytes(md_path, markdown.encode())
+    return measured | {"report_md": md_path, "report_png": png}
+
+
+def _markdown(measured: dict[str, Any], config: dict[str, Any]) -> str:
+    lines = [
+        "# Noisy Student report",
+        "",
+        config.get("description", ""),
+        "",
+        "## Accuracy per round (top-1)",
+        "",
+        "| round | model | validation | test |",
+        "|---|---|---|---|",
+    ]
+    for row in measured["models"]:
+        lines.append(f"| {row['round']} | {row['role']} | {row['validation']:.3f} | {row['test']:.3f} |")
+    lines += ["", "Validation images were used to choose settings; test images only to report.", ""]
+    lines += ["## What the method predicts, measured", "", *measured["comparisons"], ""]
+    if measured["labeling"]:
+        lines += [
+            "## Pseudo-labels",
+            "",
+            "| round | accuracy before filtering | after filtering | kept / labeled | images per class |",
+            "|---|---|---|---|---|",
+        ]
+        for row in measured["labeling"]:
+            accuracy = row["pseudo_label_accuracy"] or {}
+            lines.append(
+                f"| {row['round']} | {_fraction(accuracy.get('before_filtering'))} | "
+                f"{_fraction(accuracy.get('after_filtering'))} | {row['num_kept']} / {row['num_images']} | "
+                f"{row['images_per_class']} |"
+            )
+        lines += ["", "Class balance after confidence filtering (before balancing to K per class):", ""]
+        names = measured["labeling"][0]["class_names"] or list(
+            range(len(measured["labeling"][0]["counts_after_filtering"]))
+        )
+        lines.append("| round | " + " | ".join(str(name) for name in names) + " |")
+        lines.append("|---|" + "---|" * len(names))
+        for row in measured["labeling"]:
+            lines.append(f"| {row['round']} | " + " | ".join(str(c) for c in row["counts_after_filtering"]) + " |")
+        lines.append("")
+    lines += ["![report](report.png)", ""]
+    return "\n".join(lines)
+
+
+def _fraction(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _plot(measured: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (accuracy_axis, balance_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    noised = [row for row in measured["models"] if row["role"] in ("teacher", "student")]
+    for split, marker in (("validation", "o"), ("test", "s")):
+        accuracy_axis.plot([r["round"] for r in noised], [r[split] for r in noised], marker=marker, label=split)
+    for row in measured["models"]:
+        if row["role"] == "student_no_noise":
+            accuracy_axis.scatter([row["round"]], [row["test"]], marker="x", color="red", label="test, no noise")
+    accuracy_axis.set_xlabel("round (0 = teacher)")
+    accuracy_axis.set_ylabel("top-1 accuracy")
+    accuracy_axis.set_title("Accuracy per round")
+    accuracy_axis.legend()
+    for offset, row in enumerate(measured["labeling"]):
+        counts = row["counts_after_filtering"]
+        width = 0.8 / max(1, len(measured["labeling"]))
+        balance_axis.bar(
+            [i + offset * width for i in range(len(counts))], counts, width=width, label=f"round {row['round']}"
+        )
+    balance_axis.set_xlabel("predicted class")
+    balance_axis.set_ylabel("images kept")
+    balance_axis.set_title("Pseudo-labels per class after filtering")
+    if measured["labeling"]:
+        balance_axis.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    fileio.write_bytes(path, buffer.getvalue())

@@ -1,0 +1,60 @@
+"""Train a noised student on labeled + pseudo-labeled data (REFERENCE.md §4).
+
+  python -m student.train --model_dir=runs/digits/student-1 --teacher=runs/digits/teacher \
+      --dataset=digits --unlabeled_dataset='tfrecord:runs/digits/pseudo-1/pseudo-*' \
+      --unlabel_ratio=3 --randaugment_layers=2 --randaugment_magnitude=5 \
+      --width=0.25 --depth=0.25 --resolution=32 --small_images
+
+Each step takes --batch_size labeled and unlabel_ratio × batch_size
+pseudo-labeled images; loss = CE(labeled, label smoothing) + unlabel_ratio ·
+CE(soft targets). Noise is RandAugment, dropout and stochastic depth, all on by
+default; `--no_noise` switches all three off for the ablation. The student must
+be at least the teacher's size unless `--allow_smaller_student`.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from efficientnet import cli, export, scaling, train_flags
+from efficientnet.training import TrainConfig, train
+
+# Student defaults: noise on (REFERENCE.md §4: RandAugment N=2, small M for
+# small models; dropout and stochastic depth keep the model's defaults).
+train_flags.define_flags(defaults={"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unlabel_ratio": 3.0})
+_TEACHER = flags.DEFINE_string("teacher", None, "The teacher's export (or model_dir), to check the student's size.")
+_ALLOW_SMALLER = flags.DEFINE_boolean("allow_smaller_student", False, "Allow a student smaller than its teacher.")
+_NO_NOISE = flags.DEFINE_boolean("no_noise", False, "Ablation: no RandAugment, dropout or stochastic depth.")
+
+
+def check_student_size(student: TrainConfig, teacher_path: str, *, allow_smaller: bool = False) -> None:
+    """Noisy Student needs an equal-or-larger student (Xie et al. 2020, §2)."""
+    teacher = export.model_config_of(export.load_metadata(teacher_path))
+    ours = scaling.model_config(student.model, teacher.num_classes, **student.model_overrides())
+    smaller = [
+        f"{name} {getattr(ours, name)} < {getattr(teacher, name)}"
+        for name in ("width", "depth", "resolution")
+        if getattr(ours, name) < getattr(teacher, name)
+    ]
+    if smaller and not allow_smaller:
+        raise ValueError(
+            f"the student is smaller than its teacher {teacher_path} ({'; '.join(smaller)}); "
+            "pass --allow_smaller_student to train it anyway"
+        )
+
+
+def main(argv):
+    del argv
+    config = train_flags.config_from_flags()
+    if _NO_NOISE.value:
+        config = config.without_noise()
+    config.validate()
+    if config.unlabeled_dataset is None:
+        raise ValueError("--unlabeled_dataset is required (the pseudo-labeled records of pseudolabel.run)")
+    if _TEACHER.value:
+        check_student_size(config, _TEACHER.value, allow_smaller=_ALLOW_SMALLER.value)
+    train(config)
+
+
+if __name__ == "__main__":
+    cli.run(main)

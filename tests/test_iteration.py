@@ -1,0 +1,88 @@
+"""A miniature of the whole Noisy Student loop, run for real (tiny model, few steps)."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipelines.iterate import Manifest, load_config, run_iteration
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def miniature_config(path: Path) -> Path:
+    config = json.loads((ROOT / "configs" / "digits.json").read_text())
+    config["train"] |= {"log_every_steps": 5, "checkpoint_every_steps": 5}
+    config["teacher"] |= {"train_steps": 15}
+    config["student"] |= {"train_steps": 6, "unlabel_ratio": 1}
+    config["pseudolabel"] |= {"num_shards": 1}
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.slow
+def test_miniature_two_rounds_then_rerun_skips_everything(tmp_path):
+    config = miniature_config(tmp_path / "config.json")
+    work_dir = tmp_path / "run"
+    summary = run_iteration(str(work_dir), 1, str(config))
+    steps = json.loads((work_dir / "rounds.json").read_text())["steps"]
+    assert sorted(steps) == ["round0/teacher", "round1/pseudolabel", "round1/student", "round1/student_no_noise"]
+    assert all(entry["status"] == "done" for entry in steps.values())
+    assert [(row["round"], row["role"]) for row in summary["models"]] == [
+        (0, "teacher"),
+        (1, "student"),
+        (1, "student_no_noise"),
+    ]
+    # The ablation is the same student with all noise off.
+    no_noise = json.loads((work_dir / "round1-student-no-noise" / "config.json").read_text())
+    noised = json.loads((work_dir / "round1-student" / "config.json").read_text())
+    assert (no_noise["randaugment_layers"], no_noise["dropout_rate"], no_noise["drop_connect_rate"]) == (0, 0.0, 0.0)
+    assert noised["randaugment_layers"] == 2 and noised["unlabel_ratio"] == 1
+    round1 = {name: entry["seconds"] for name, entry in steps.items()}
+
+    # --round 2 on a work_dir holding round 1 runs only round 2.
+    summary = run_iteration(str(work_dir), 2, str(config))
+    steps = json.loads((work_dir / "rounds.json").read_text())["steps"]
+    assert {name: entry["seconds"] for name, entry in steps.items() if name in round1} == round1
+    assert "round2/student" in steps and "round2/student_no_noise" not in steps
+    report = (work_dir / "report.md").read_text()
+    assert "| 2 | student |" in report and "student round 1 vs teacher" in report
+    assert (work_dir / "report.png").stat().st_size > 10_000
+    measured = json.loads((work_dir / "report.json").read_text())
+    assert [row["round"] for row in measured["labeling"]] == [1, 2]
+    for row in measured["labeling"]:
+        assert 0 <= row["pseudo_label_accuracy"]["before_filtering"] <= 1
+        assert sum(row["counts_after_filtering"]) == row["num_kept"]
+
+
+def test_corrupt_manifest_is_named(tmp_path):
+    (tmp_path / "rounds.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"rounds.json is not valid JSON"):
+        Manifest(str(tmp_path))
+    (tmp_path / "rounds.json").write_text("[]")
+    with pytest.raises(ValueError, match="is not a rounds manifest"):
+        Manifest(str(tmp_path))
+
+
+def test_config_errors_name_the_file_and_key(tmp_path):
+    config = json.loads((ROOT / "configs" / "digits.json").read_text())
+    config["student"]["unlabel_raito"] = 2
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"bad.json: student has unknown training setting\(s\) \['unlabel_raito'\]"):
+        load_config(str(path))
+    del config["rounds"]
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"bad.json lacks the key\(s\) \['rounds'\]"):
+        load_config(str(path))
+    with pytest.raises(ValueError, match="defines only 2 student rounds"):
+        run_iteration(str(tmp_path / "run"), 3, str(ROOT / "configs" / "digits.json"))
+
+
+def test_run_iteration_script_rejects_unknown_arguments():
+    result = subprocess.run(
+        ["bash", str(ROOT / "run_iteration.sh"), "--rounds", "2"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 2
+    assert "error: unknown argument '--rounds'" in result.stderr
