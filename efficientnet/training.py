@@ -30,8 +30,8 @@ from absl import logging
 
 from efficientnet import export, fileio, input_pipeline, losses, scaling
 from efficientnet.datasets import Source, open_source
-from efficientnet.evaluation import evaluate
 from efficientnet.distribute import make_strategy, set_precision
+from efficientnet.evaluation import evaluate
 from efficientnet.model import build_from_config
 from efficientnet.randaugment import RandAugment
 from efficientnet.schedules import LearningRateSchedule, ScheduleConfig, ema_decay
