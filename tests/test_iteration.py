@@ -16,7 +16,8 @@ def miniature_config(path: Path) -> Path:
     config["train"] |= {"log_every_steps": 5, "checkpoint_every_steps": 5}
     config["teacher"] |= {"train_steps": 15}
     config["student"] |= {"train_steps": 6, "unlabel_ratio": 1}
-    config["pseudolabel"] |= {"num_shards": 1}
+    # A 15-step teacher is barely above chance (confidences 0.1–0.2), so keep every prediction.
+    config["pseudolabel"] |= {"num_shards": 1, "confidence_threshold": 0.0}
     path.write_text(json.dumps(config))
     return path
 
@@ -86,3 +87,19 @@ def test_run_iteration_script_rejects_unknown_arguments():
     )
     assert result.returncode == 2
     assert "error: unknown argument '--rounds'" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["digits.json", "imagenet_tpu.json"])
+def test_shipped_configs_resolve_to_valid_training_settings(name):
+    from efficientnet.training import TrainConfig
+    from pipelines.iterate import train_settings
+
+    config = load_config(str(ROOT / "configs" / name))
+    settings = [train_settings(config, "teacher", 0, "/tmp/x")]
+    settings += [
+        train_settings(config, "student", k, "/tmp/x") | {"unlabeled_dataset": "tfrecord:/tmp/x/pseudo-*"}
+        for k in range(1, len(config["rounds"]) + 1)
+    ]
+    for values in settings:
+        TrainConfig.from_dict(values).validate()
+    assert settings[-1]["unlabel_ratio"] > 0

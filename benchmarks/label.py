@@ -1,0 +1,225 @@
+"""Images/s of the Beam labeling job against a bare predict loop, same images, same model, same run.
+
+Two configurations (REFERENCE.md §6 has the machine's reference speeds):
+  --config=tiny  2,000 32 px images, EfficientNet-B0 at width/depth 0.25, small_images
+  --config=b0    224 px images, the full EfficientNet-B0 (random weights: speed only)
+
+The images are synthetic, smooth and JPEG-encoded, written as one
+ImageNet-format TFRecord file in a temporary directory, so every contender
+reads and decodes the same bytes. All contenders load the export the same
+way (`inference.Teacher`, counted in their time) and use the same batch size
+and the same eval preprocessing (`preprocessing.eval_image` via
+`Teacher.preprocess_batch`). They differ only in what drives the model:
+
+  beam           `run_labeling`: the whole job as users run it (read,
+                 label, filter, balance, write records and stats) on the
+                 local FnApiRunner, model loaded inside the job.
+  bare predict   a plain loop: read records, preprocess, then Keras
+                 `model.predict(images, batch_size=B)`.
+  bare compiled  the same loop calling the labeling job's compiled
+                 `tf.function` (fixed input signature) instead of
+                 `model.predict`: the job's own inference with Beam taken
+                 away, so beam/compiled is Beam's overhead alone.
+
+The contenders alternate for `--repeats` rounds (machine-load drift hits all
+of them) and the median time is reported. Ratios are beam / bare.
+
+`--memory_check` runs the whole job on 2,000 and on 20,000 tiny images, each in
+its own subprocess, and prints each one's peak RSS. It uses
+`--confidence_threshold=0` so that every image goes through the filter, the
+per-class shuffle and the join (the worst case for memory).
+
+Usage:
+  python benchmarks/label.py --config=tiny
+  python benchmarks/label.py --config=b0
+  python benchmarks/label.py --memory_check
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+import efficientnet  # noqa: E402
+from efficientnet import export  # noqa: E402
+from efficientnet.cli import run  # noqa: E402
+from pseudolabel.inference import Teacher  # noqa: E402
+from pseudolabel.pipeline import LabelingConfig, run_labeling  # noqa: E402
+from pseudolabel.targets import soft_probabilities  # noqa: E402
+
+# name: (model overrides, image side, default number of images, default batch size)
+CONFIGS = {
+    "tiny": (dict(num_classes=10, width=0.25, depth=0.25, resolution=32, small_images=True), 32, 2000, 64),
+    "b0": (dict(num_classes=1000), 224, 256, 32),
+}
+MEMORY_CHECK_SIZES = (2_000, 20_000)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("config", "tiny", list(CONFIGS), "Which model and image size.")
+flags.DEFINE_integer("num_images", None, "Images in the corpus (default: 2000 tiny, 256 b0).")
+flags.DEFINE_integer("batch_size", None, "Batch size for every contender (default: 64 tiny, 32 b0).")
+flags.DEFINE_integer("repeats", 3, "Timed rounds; each runs every contender once.")
+flags.DEFINE_bool("memory_check", False, "Peak RSS of the job at 2,000 and 20,000 tiny images.")
+flags.DEFINE_string("memory_child", None, "Internal: WORK_DIR of one memory-check job.")
+flags.DEFINE_integer("seed", 0, "Seed of the synthetic images.")
+
+
+def synthetic_image(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A smooth colour ramp with one flat rectangle: compresses like a photo, not like noise."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(angle) * x + np.sin(angle) * y
+    start, end = rng.uniform(0, 255, size=(2, 3))
+    image = start + (end - start) * ((ramp - ramp.min()) / np.ptp(ramp))[..., None]
+    top, left = rng.integers(0, side // 2, size=2)
+    image[top : top + side // 3, left : left + side // 3] = rng.uniform(0, 255, size=3)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_corpus(path: str, num_images: int, side: int, seed: int) -> None:
+    """ImageNet-format records (`image/encoded` JPEG, `image/class/label` 0)."""
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(num_images):
+            encoded = tf.io.encode_jpeg(synthetic_image(rng, side), quality=90).numpy()
+            feature = {
+                "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def make_export(directory: str, overrides: dict) -> str:
+    model = efficientnet.build_model("efficientnet-b0", **overrides)
+    export.save_export(
+        directory, model, efficientnet.model_config("efficientnet-b0", **overrides), class_names=None, extra={}
+    )
+    return directory
+
+
+def read_encoded(path: str) -> list[bytes]:
+    encoded = []
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        encoded.append(tf.train.Example.FromString(record).features.feature["image/encoded"].bytes_list.value[0])
+    return encoded
+
+
+def bare(corpus: str, export_dir: str, batch_size: int, *, compiled: bool) -> int:
+    """Read, preprocess, predict; returns the number of images labeled."""
+    teacher = Teacher(export_dir)
+    encoded = read_encoded(corpus)
+    batches = [
+        teacher.preprocess_batch(encoded[start : start + batch_size])[0] for start in range(0, len(encoded), batch_size)
+    ]
+    if compiled:
+        probabilities = [soft_probabilities(teacher.logits(images)) for images in batches]
+    else:
+        probabilities = [soft_probabilities(teacher.model.predict(np.concatenate(batches), batch_size, verbose=0))]
+    return sum(len(rows) for rows in probabilities)
+
+
+def beam_job(corpus: str, export_dir: str, batch_size: int, output_dir: str, threshold: float = 0.3) -> int:
+    stats = run_labeling(
+        LabelingConfig(
+            input=f"tfrecord:{corpus}",
+            teacher=export_dir,
+            output_dir=output_dir,
+            batch_size=batch_size,
+            num_shards=0,  # the default: no shuffle of the records in Beam's file sink
+            confidence_threshold=threshold,
+        )
+    )
+    return stats["num_images"]
+
+
+def speed(work_dir: str) -> None:
+    overrides, side, default_images, default_batch = CONFIGS[FLAGS.config]
+    num_images = FLAGS.num_images or default_images
+    batch_size = FLAGS.batch_size or default_batch
+    corpus = os.path.join(work_dir, "corpus.tfrecord")
+    write_corpus(corpus, num_images, side, FLAGS.seed)
+    export_dir = make_export(os.path.join(work_dir, "export"), overrides)
+    contenders = {
+        "beam": lambda: beam_job(corpus, export_dir, batch_size, os.path.join(work_dir, "out")),
+        "bare predict": lambda: bare(corpus, export_dir, batch_size, compiled=False),
+        "bare compiled": lambda: bare(corpus, export_dir, batch_size, compiled=True),
+    }
+    for function in contenders.values():  # warm-up: TF/Beam imports, thread pools, first traces
+        function()
+    seconds = {name: [] for name in contenders}
+    for _ in range(FLAGS.repeats):
+        for name, function in contenders.items():
+            start = time.perf_counter()
+            labeled = function()
+            seconds[name].append(time.perf_counter() - start)
+            if labeled != num_images:
+                raise RuntimeError(f"{name} labeled {labeled} of {num_images} images")
+    rates = {name: num_images / statistics.median(times) for name, times in seconds.items()}
+    print(
+        f"config {FLAGS.config}: {num_images} images of {side} px, efficientnet-b0 {overrides}, batch {batch_size}, "
+        f"median of {FLAGS.repeats}"
+    )
+    for name, rate in rates.items():
+        print(f"  {name:<14} {rate:8.1f} img/s   ({', '.join(f'{t:.2f}' for t in seconds[name])} s)")
+    print(f"  ratio beam/bare predict  {rates['beam'] / rates['bare predict']:.2f}")
+    print(f"  ratio beam/bare compiled {rates['beam'] / rates['bare compiled']:.2f}")
+
+
+def memory_child(work_dir: str) -> None:
+    """One job on WORK_DIR/corpus.tfrecord; prints its peak RSS as JSON."""
+    _, _, _, batch_size = CONFIGS["tiny"]
+    corpus = os.path.join(work_dir, "corpus.tfrecord")
+    labeled = beam_job(corpus, os.path.join(work_dir, "export"), batch_size, os.path.join(work_dir, "out"), 0.0)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"num_images": labeled, "peak_rss_mib": peak_kib / 1024}))
+
+
+def memory_check(work_dir: str) -> None:
+    overrides, side, _, _ = CONFIGS["tiny"]
+    export_dir = make_export(os.path.join(work_dir, "export"), overrides)
+    print(f"peak RSS of the labeling job (tiny model, {side} px JPEGs, confidence_threshold=0, own subprocess each)")
+    for num_images in MEMORY_CHECK_SIZES:
+        child_dir = os.path.join(work_dir, str(num_images))
+        os.makedirs(child_dir)
+        os.symlink(export_dir, os.path.join(child_dir, "export"))
+        write_corpus(os.path.join(child_dir, "corpus.tfrecord"), num_images, side, FLAGS.seed)
+        start = time.perf_counter()
+        completed = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), f"--memory_child={child_dir}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"memory-check job failed:\n{completed.stderr[-3000:]}")
+        result = json.loads(completed.stdout.strip().splitlines()[-1])
+        print(
+            f"  {result['num_images']:>6} images: peak RSS {result['peak_rss_mib']:7.1f} MiB "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    with tempfile.TemporaryDirectory() as work_dir:
+        if FLAGS.memory_child:
+            memory_child(FLAGS.memory_child)
+        elif FLAGS.memory_check:
+            memory_check(work_dir)
+        else:
+            speed(work_dir)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,94 @@
+"""All-or-nothing output directories for the labeling job.
+
+The job writes everything into a sibling `<output_dir>.tmp-<random>` (same
+parent, so same filesystem or bucket) and only moves it to `output_dir` once
+the pipeline has succeeded and `stats.json` is there. A failed or killed run
+therefore never leaves partial records in `output_dir` — at worst a `.tmp-*`
+sibling, which a failed run removes itself — and a rerun replaces a previous
+complete output only once the new one is complete.
+
+Local filesystems: the old output is renamed aside, the new one renamed into
+place (two atomic renames), then the old one deleted; a kill between the
+renames leaves the old output intact at `<output_dir>.old-<random>`.
+Object stores (gs://) have no directory rename: the old `stats.json` is
+removed first, then the new objects are renamed one by one, old objects the
+new output does not overwrite are deleted, and the new `stats.json` comes
+last. So on gs:// the directory is complete exactly when it holds a
+`stats.json`; a reader of a bucket that another run may be replacing should
+wait for it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import tensorflow as tf
+
+from pseudolabel.records import STATS_FILE
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def temporary_dir(output_dir: str) -> str:
+    return f"{output_dir.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+
+
+def check_replaceable(output_dir: str) -> None:
+    """Refuses to replace a non-empty directory that is not a labeling output,
+    so a mistyped --output_dir cannot delete unrelated data."""
+    if not tf.io.gfile.exists(output_dir):
+        return
+    if not tf.io.gfile.isdir(output_dir):
+        raise ValueError(f"--output_dir {output_dir!r} is a file")
+    contents = tf.io.gfile.listdir(output_dir)
+    if contents and STATS_FILE not in contents:
+        raise ValueError(
+            f"--output_dir {output_dir!r} exists, is not empty and holds no {STATS_FILE}; "
+            "refusing to replace what is not a pseudo-label output"
+        )
+
+
+def discard(directory: str) -> None:
+    """Best-effort removal of a temporary directory."""
+    try:
+        if tf.io.gfile.exists(directory):
+            tf.io.gfile.rmtree(directory)
+    except tf.errors.OpError:
+        pass
+
+
+def commit(temporary: str, output_dir: str) -> None:
+    """Moves the complete `temporary` directory to `output_dir`, replacing it."""
+    if not tf.io.gfile.exists(os.path.join(temporary, STATS_FILE)):
+        raise RuntimeError(f"{temporary} has no {STATS_FILE}: the labeling run did not complete")
+    output_dir = output_dir.rstrip("/")
+    if _is_local(output_dir):
+        old = None
+        if os.path.exists(output_dir):
+            old = f"{output_dir}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(output_dir, old)
+        os.rename(temporary, output_dir)
+        if old is not None:
+            discard(old)
+        return
+    old_files = set(_files_under(output_dir)) if tf.io.gfile.exists(output_dir) else set()
+    new_files = [relative for relative in _files_under(temporary) if relative != STATS_FILE]
+    if STATS_FILE in old_files:
+        tf.io.gfile.remove(os.path.join(output_dir, STATS_FILE))  # incomplete from here until the new one lands
+    for relative in new_files:
+        tf.io.gfile.rename(os.path.join(temporary, relative), os.path.join(output_dir, relative), overwrite=True)
+    for relative in old_files - set(new_files) - {STATS_FILE}:
+        tf.io.gfile.remove(os.path.join(output_dir, relative))
+    tf.io.gfile.rename(os.path.join(temporary, STATS_FILE), os.path.join(output_dir, STATS_FILE), overwrite=True)
+    discard(temporary)
+
+
+def _files_under(directory: str) -> list[str]:
+    files = []
+    for root, _, names in tf.io.gfile.walk(directory):
+        for name in names:
+            files.append(os.path.join(root, name)[len(directory.rstrip("/")) :].lstrip("/"))
+    return files

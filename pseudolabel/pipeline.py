@@ -1,0 +1,325 @@
+"""The pseudo-labeling job (REFERENCE.md §4, steps 2–3) as one Beam pipeline.
+
+  read (id, bytes) ──► BatchElements ──► teacher ──► (id, bytes, probabilities)
+                                        └─► dead letters (undecodable images)
+  filter   top-1 confidence >= threshold
+  spill    each kept record, already serialized in its final form, into a
+           temporary file of its bundle ──► (id, (file, index))
+  balance  GroupByKey on the predicted class of (id, confidence) only, a
+           bounded top-K heap per class, duplication counts ──► (id, copies)
+  join     CoGroupByKey on id of (id, copies) with (id, (file, index))
+           ──► GroupByKey on file ──► read each spill file once, in order,
+           emitting each selected record `copies` times
+  write    sharded TFRecords, failures.jsonl, stats.json, config.json
+
+Pixels never go through a shuffle: the per-class shuffle carries
+`(id, confidence)`, the join carries ids and record locations, and records
+move from spill files to output files in a streaming read. That keeps worker
+memory bounded on any runner — including the local FnApiRunner, which holds
+every shuffle in memory — and keeps a Dataflow job's shuffle to a few
+hundred bytes per image instead of its encoded bytes. Nothing is collected in
+the launcher or in one worker beyond a class's K best tuples.
+
+`run_labeling(config, pipeline_args)` is what the CLI calls and the tests
+call directly. It writes into a temporary sibling of `output_dir` and commits
+it only after the pipeline succeeded (`commit.py`).
+"""
+
+import collections
+import dataclasses
+import json
+import os
+import uuid
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+from apache_beam.io.tfrecordio import WriteToTFRecord
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.utils import shared
+
+from efficientnet import export, fileio
+from efficientnet.datasets import digits_withheld_labels
+from pseudolabel import balance, commit, records, stats, targets
+from pseudolabel.inference import LabelBatchFn
+from pseudolabel.sources import FAILED, ReadImages, check_input
+
+# Without --runner, run in this process on the FnApiRunner: Beam's DirectRunner
+# would first try to download and start the Prism runner (REFERENCE.md §6).
+LOCAL_PIPELINE_ARGS = ("--runner=FnApiRunner", "--direct_running_mode=in_memory")
+DEFAULT_BATCH_SIZE = 64
+SPILL_DIR = "spill"  # inside the temporary output directory; removed before the commit
+
+
+@dataclasses.dataclass
+class LabelingConfig:
+    """Everything a labeling run needs; saved as `output_dir/config.json`."""
+
+    input: str
+    teacher: str
+    output_dir: str
+    split: str | None = None
+    data_dir: str | None = None
+    confidence_threshold: float = balance.DEFAULT_CONFIDENCE_THRESHOLD
+    images_per_class: int | str = balance.AUTO  # a count, "auto", or 0 for no balancing
+    label_type: str = "soft"
+    temperature: float = targets.DEFAULT_TEMPERATURE
+    num_shards: int = 0  # 0: the runner decides
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first bad setting."""
+        if not 0.0 <= self.confidence_threshold <= 1.0:
+            raise ValueError(f"--confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
+        self.images_per_class = balance.parse_images_per_class(self.images_per_class)
+        if self.label_type not in targets.LABEL_TYPES:
+            raise ValueError(f"--label_type must be one of {list(targets.LABEL_TYPES)}, got {self.label_type!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"--temperature must be > 0, got {self.temperature}")
+        if self.num_shards < 0:
+            raise ValueError(f"--num_shards must be >= 0 (0: the runner decides), got {self.num_shards}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
+        for name in ("input", "teacher", "output_dir"):
+            if not getattr(self, name):
+                raise ValueError(f"--{name} is required")
+
+
+def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
+    """Runner flags pass through to Beam; without --runner, the local default."""
+    args = list(pipeline_args or [])
+    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+        args.extend(LOCAL_PIPELINE_ARGS)
+    return PipelineOptions(args)
+
+
+def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None) -> dict[str, Any]:
+    """Labels `config.input` with `config.teacher` into `config.output_dir`.
+
+    Returns the stats.json document. Bad settings and missing inputs raise
+    ValueError / FileNotFoundError before any pipeline starts.
+    """
+    config.validate()
+    check_input(config.input, config.split, config.data_dir)
+    teacher_dir = export.resolve_export_dir(config.teacher)
+    metadata = export.load_metadata(teacher_dir)
+    if not tf.io.gfile.exists(os.path.join(teacher_dir, export.MODEL_FILE)):
+        raise FileNotFoundError(f"{teacher_dir} has {export.METADATA_FILE} but no {export.MODEL_FILE}")
+    commit.check_replaceable(config.output_dir)
+    truth = digits_withheld_labels() if config.input == "digits" and config.split == "unlabeled" else None
+    settings = {
+        "input": config.input,
+        "split": config.split,
+        "teacher": teacher_dir,
+        "num_classes": int(metadata["num_classes"]),
+        "class_names": metadata.get("class_names"),
+        "resolution": int(metadata["input"]["resolution"]),
+        "confidence_threshold": config.confidence_threshold,
+        "images_per_class_flag": config.images_per_class,
+        "label_type": config.label_type,
+        "temperature": config.temperature,
+    }
+
+    work_dir = commit.temporary_dir(config.output_dir)
+    try:
+        fileio.write_json(os.path.join(work_dir, records.CONFIG_FILE), dataclasses.asdict(config) | settings)
+        tf.io.gfile.makedirs(os.path.join(work_dir, SPILL_DIR))
+        with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
+            build_pipeline(pipeline, config, work_dir=work_dir, settings=settings, truth=truth)
+        commit.discard(os.path.join(work_dir, SPILL_DIR))
+        commit.commit(work_dir, config.output_dir)
+    except BaseException:
+        commit.discard(work_dir)
+        raise
+    return fileio.read_json(os.path.join(config.output_dir, records.STATS_FILE))
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    config: LabelingConfig,
+    *,
+    work_dir: str,
+    settings: dict[str, Any],
+    truth: dict[str, int] | None,
+) -> None:
+    """Adds the labeling job to `pipeline`, writing into `work_dir`."""
+    num_classes = settings["num_classes"]
+    threshold = config.confidence_threshold
+
+    read = pipeline | "Read" >> ReadImages(config.input, config.split, config.data_dir)
+    labeled = (
+        read["images"]
+        | "Batch" >> beam.BatchElements(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
+        | "Label"
+        >> beam.ParDo(LabelBatchFn(settings["teacher"], config.temperature, shared.Shared())).with_outputs(
+            FAILED, main="labeled"
+        )
+    )
+    failures = (read[FAILED], labeled[FAILED]) | "AllFailures" >> beam.Flatten()
+    predictions = labeled.labeled | "Predictions" >> beam.Map(_prediction)
+    before = predictions | "StatsBefore" >> beam.CombineGlobally(stats.PredictionStatsFn(num_classes, truth))
+    kept = labeled.labeled | "Threshold" >> beam.Filter(_passes, threshold)
+    kept_predictions = kept | "KeptPredictions" >> beam.Map(_prediction)
+    after = kept_predictions | "StatsAfter" >> beam.CombineGlobally(stats.PredictionStatsFn(num_classes, truth))
+
+    if config.images_per_class == 0:
+        serialized = kept | "Serialize" >> beam.Map(_serialize, config.label_type)
+        images_per_class = pipeline | "NoK" >> beam.Create([0])
+        balanced = pipeline | "NoBalance" >> beam.Create([None])
+    else:
+        if config.images_per_class == balance.AUTO:
+            images_per_class = after | "AutoK" >> beam.Map(
+                lambda counts: balance.auto_images_per_class(sum(counts["counts"]), num_classes)
+            )
+        else:
+            images_per_class = pipeline | "K" >> beam.Create([int(config.images_per_class)])
+        spill_dir = os.path.join(work_dir, SPILL_DIR)
+        locations = kept | "Spill" >> beam.ParDo(SpillRecordsFn(spill_dir, config.label_type))
+        selection = (
+            kept_predictions
+            | "ByClass" >> beam.Map(lambda prediction: (prediction[1], (prediction[0], prediction[2])))
+            | "GroupByClass" >> beam.GroupByKey()
+            | "TopK" >> beam.FlatMap(_select_class, k=beam.pvalue.AsSingleton(images_per_class))
+        )
+        balanced = selection | "StatsBalanced" >> beam.CombineGlobally(stats.BalancedStatsFn(num_classes))
+        serialized = (
+            {"location": locations, "selection": selection}
+            | "JoinOnId" >> beam.CoGroupByKey()
+            | "SelectedLocations" >> beam.FlatMap(_selected_location)
+            | "GroupBySpillFile" >> beam.GroupByKey()
+            | "ReadSelected" >> beam.FlatMap(_read_selected, spill_dir)
+        )
+
+    (
+        serialized
+        | "WriteRecords"
+        >> WriteToTFRecord(
+            os.path.join(work_dir, records.RECORD_PREFIX),
+            file_name_suffix=records.RECORD_SUFFIX,
+            num_shards=config.num_shards,
+            shard_name_template=records.SHARD_TEMPLATE,
+        )
+    )
+    (
+        failures
+        | "FailureLines" >> beam.Map(lambda failure: json.dumps(failure, sort_keys=True))
+        | "WriteFailures"
+        >> beam.io.WriteToText(
+            os.path.join(work_dir, records.FAILURES_PREFIX),
+            file_name_suffix=records.FAILURES_SUFFIX,
+            num_shards=1,
+            shard_name_template="",
+        )
+    )
+    num_failures = failures | "CountFailures" >> beam.combiners.Count.Globally()
+    (
+        pipeline
+        | "StatsTrigger" >> beam.Create([None])
+        | "WriteStats"
+        >> beam.Map(
+            _write_stats,
+            path=os.path.join(work_dir, records.STATS_FILE),
+            settings=settings,
+            before=beam.pvalue.AsSingleton(before),
+            after_filtering=beam.pvalue.AsSingleton(after),
+            balanced=beam.pvalue.AsSingleton(balanced),
+            images_per_class=beam.pvalue.AsSingleton(images_per_class),
+            num_failures=beam.pvalue.AsSingleton(num_failures),
+        )
+    )
+
+
+# ------------------------------------------------------------------ element functions
+# A labeled record is (id, encoded bytes, float32 probabilities [num_classes]).
+
+
+def _prediction(record) -> tuple[str, int, float]:
+    example_id, _, probabilities = record
+    label = int(np.argmax(probabilities))
+    return example_id, label, float(probabilities[label])
+
+
+def _passes(record, threshold: float) -> bool:
+    return balance.passes_threshold(float(np.max(record[2])), threshold)
+
+
+def _select_class(label_and_candidates, k: int):
+    """One class's selection: `(id, (class, copies))` for the top k, duplicated to k."""
+    label, candidates = label_and_candidates
+    for example_id, copies in balance.balance_class(candidates, k):
+        yield example_id, (label, copies)
+
+
+def _serialize(record, label_type: str) -> bytes:
+    _, encoded, probabilities = record
+    return records.encode_record(encoded, targets.written_probabilities(probabilities, label_type))
+
+
+class SpillRecordsFn(beam.DoFn):
+    """Writes each kept record, serialized as it will be output, to a file of
+    its bundle; yields `(id, (file name, index in the file))`.
+
+    One file per bundle attempt, named at random: a retried bundle writes a
+    new file and the runner discards the failed attempt's outputs, so no
+    location ever points into a partial file. Readers come after a shuffle,
+    by which time every file of a committed bundle is closed.
+    """
+
+    def __init__(self, spill_dir: str, label_type: str):
+        self._spill_dir, self._label_type = spill_dir, label_type
+
+    def start_bundle(self):
+        self._writer, self._name, self._count = None, None, 0
+
+    def process(self, record):
+        if self._writer is None:
+            self._name = f"{uuid.uuid4().hex}.tfrecord"
+            self._writer = tf.io.TFRecordWriter(os.path.join(self._spill_dir, self._name))
+        self._writer.write(_serialize(record, self._label_type))
+        yield record[0], (self._name, self._count)
+        self._count += 1
+
+    def finish_bundle(self):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _selected_location(id_and_groups):
+    """`(file, (index, copies))` for a selected id; unselected ids yield nothing.
+
+    Identical tfrecord records share an id (see `sources.py`): they are the
+    same record, so the first location serves, and every selection counts.
+    """
+    _, groups = id_and_groups
+    copies = sum(count for _, count in groups["selection"])
+    if copies:
+        name, index = next(iter(groups["location"]))
+        yield name, (index, copies)
+
+
+def _read_selected(name_and_selected, spill_dir: str):
+    """Streams one spill file in order, yielding each selected record `copies` times."""
+    name, selected = name_and_selected
+    copies_at = collections.Counter()
+    for index, copies in selected:
+        copies_at[index] += copies
+    last = max(copies_at)
+    for index, serialized in enumerate(tf.data.TFRecordDataset(os.path.join(spill_dir, name)).as_numpy_iterator()):
+        for _ in range(copies_at.get(index, 0)):
+            yield serialized
+        if index == last:
+            break
+
+
+def _write_stats(unused, *, path, settings, before, after_filtering, balanced, images_per_class, num_failures):
+    document = stats.assemble(
+        settings=settings,
+        before=before,
+        after_filtering=after_filtering,
+        balanced=balanced,
+        images_per_class=images_per_class,
+        num_failures=num_failures,
+    )
+    fileio.write_json(path, document)

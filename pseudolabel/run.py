@@ -1,0 +1,124 @@
+"""Label an unlabeled corpus with a teacher export: Beam, local or on Dataflow.
+
+  python -m pseudolabel.run --input=digits --split=unlabeled \
+      --teacher=runs/digits/round0/export --output_dir=runs/digits/round0/pseudo
+
+  python -m pseudolabel.run --input='tfrecord:gs://bucket/unlabeled/train-*' \
+      --teacher=gs://bucket/b7/export --output_dir=gs://bucket/pseudo/b7 \
+      --images_per_class=130000 --batch_size=256 \
+      --runner=DataflowRunner --project=PROJECT --region=us-central1 \
+      --temp_location=gs://bucket/tmp --sdk_container_image=IMAGE --machine_type=g2-standard-8 \
+      --dataflow_service_options='worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver'
+
+Flags defined here are parsed by absl; every other `--name=value` goes to
+Beam's PipelineOptions (runner, project, region, workers, containers…).
+Without `--runner` the job runs in this process on Beam's FnApiRunner.
+Writes `OUTPUT_DIR/pseudo-SSSSS-of-NNNNN.tfrecord`, `stats.json`,
+`config.json` and `failures.jsonl`, all at once when the job succeeded.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from absl import flags
+
+from efficientnet import cli
+from pseudolabel import balance, targets
+from pseudolabel.pipeline import DEFAULT_BATCH_SIZE, LabelingConfig, run_labeling
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "input", None, "Dataset spec of the unlabeled images: tfrecord:GLOB, folder:PATH, tfds:NAME, digits."
+)
+flags.DEFINE_string("split", None, "Split for digits and tfds: sources (e.g. unlabeled, train).")
+flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+flags.DEFINE_string("teacher", None, "Teacher export directory (model.keras + model.json), local or gs://.")
+flags.DEFINE_string("output_dir", None, "Where the records and stats.json go; replaced when the job succeeds.")
+flags.DEFINE_float(
+    "confidence_threshold", balance.DEFAULT_CONFIDENCE_THRESHOLD, "Keep images whose top-1 confidence is >= this."
+)
+flags.DEFINE_string(
+    "images_per_class", balance.AUTO, "K records per predicted class; 'auto' = kept/classes; 0 = no balancing."
+)
+flags.DEFINE_enum("label_type", "soft", list(targets.LABEL_TYPES), "Soft probabilities or one-hot.")
+flags.DEFINE_float("temperature", targets.DEFAULT_TEMPERATURE, "Soft labels are softmax(logits / temperature).")
+flags.DEFINE_integer(
+    "num_shards", 0, "Output files; 0 lets the runner decide (one per bundle, no shuffle of the records)."
+)
+flags.DEFINE_integer("batch_size", DEFAULT_BATCH_SIZE, "Images per teacher call.")
+
+
+def split_argv(argv: list[str], known_flags) -> tuple[list[str], list[str]]:
+    """Splits a command line into (program + our flags, Beam's flags).
+
+    Our flags are those defined in `known_flags` (an absl FlagValues), in any
+    absl spelling (`--name=value`, `--name value`, `--[no]bool`); everything
+    after a bare `--` and every other flag, with its value, goes to Beam.
+    """
+    ours, beam_args = [argv[0]], []
+    index = 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            beam_args.extend(argv[index + 1 :])
+            break
+        name = arg.lstrip("-").split("=", 1)[0]
+        takes_value = "=" not in arg and arg.startswith("-")
+        if name in known_flags or (name.startswith("no") and name[2:] in known_flags):
+            flag = known_flags[name if name in known_flags else name[2:]]
+            takes_value = takes_value and not flag.boolean
+            target = ours
+        elif arg.startswith("-"):
+            takes_value = takes_value and index + 1 < len(argv) and not argv[index + 1].startswith("-")
+            target = beam_args
+        else:
+            takes_value, target = False, ours  # a stray positional: main() refuses it
+        target.append(arg)
+        if takes_value and index + 1 < len(argv):
+            target.append(argv[index + 1])
+            index += 1
+        index += 1
+    return ours, beam_args
+
+
+def main(argv, pipeline_args: list[str]):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}; flags are written --name=value")
+    config = LabelingConfig(
+        input=FLAGS.input,
+        split=FLAGS.split,
+        data_dir=FLAGS.data_dir,
+        teacher=FLAGS.teacher,
+        output_dir=FLAGS.output_dir,
+        confidence_threshold=FLAGS.confidence_threshold,
+        images_per_class=FLAGS.images_per_class,
+        label_type=FLAGS.label_type,
+        temperature=FLAGS.temperature,
+        num_shards=FLAGS.num_shards,
+        batch_size=FLAGS.batch_size,
+    )
+    stats = run_labeling(config, pipeline_args)
+    if stats["num_records"] == 0:
+        histogram = stats["confidence_histogram"]
+        highest = max(
+            (edge for edge, count in zip(histogram["bin_edges"][:-1], histogram["counts"], strict=True) if count),
+            default=None,
+        )
+        print(
+            f"warning: no image reached --confidence_threshold={stats['confidence_threshold']} "
+            f"(the most confident ones are in the bin starting at {highest}); {config.output_dir} holds no records",
+            file=sys.stderr,
+        )
+    print(
+        f"labeled {stats['num_images']} images ({stats['num_failures']} undecodable): kept {stats['num_kept']} "
+        f"at confidence >= {stats['confidence_threshold']}, wrote {stats['num_records']} records "
+        f"(K={stats['images_per_class']}) to {config.output_dir}"
+    )
+
+
+if __name__ == "__main__":
+    ours, beam_args = split_argv(sys.argv, FLAGS)
+    sys.argv = ours  # absl refuses flags it does not know; Beam's go straight to main
+    cli.run(functools.partial(main, pipeline_args=beam_args))
