@@ -11,13 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 args=()
-usage() { echo "usage: $0 --round N [--work_dir DIR] [--dataset SPEC] [--config FILE]" >&2; exit 2; }
+usage() { echo "usage: $0 --round N [--work_dir DIR] [--dataset SPEC] [--config FILE] [--seed N]" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --round|--work_dir|--dataset|--config)
+    --round|--work_dir|--dataset|--config|--seed)
       [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; usage; }
       args+=("$1=$2"); shift 2 ;;
-    --round=*|--work_dir=*|--dataset=*|--config=*) args+=("$1"); shift ;;
+    --round=*|--work_dir=*|--dataset=*|--config=*|--seed=*) args+=("$1"); shift ;;
     -h|--help) usage ;;
     *) echo "error: unknown argument '$1'" >&2; usage ;;
   esac

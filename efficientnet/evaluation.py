@@ -14,7 +14,7 @@ from efficientnet.datasets import Source, open_source
 
 def evaluate(model, source: Source, split: str | None, resolution: int, batch_size: int) -> dict[str, float]:
     """Top-1 / top-5 accuracy of `model` (as it is, call on EMA weights) over a split."""
-    predict = tf.function(lambda images: model(images, training=False))
+    predict = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
     correct1 = correct5 = count = 0
     for batch in input_pipeline.eval_dataset(source, split, batch_size=batch_size, resolution=resolution):
         logits = predict(batch["image"])

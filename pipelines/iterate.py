@@ -35,14 +35,17 @@ _ROUND = flags.DEFINE_integer("round", 2, "Last round to run (0 = teacher only).
 _WORK_DIR = flags.DEFINE_string("work_dir", "runs/digits", "Directory (local or gs://) for every round's outputs.")
 _CONFIG = flags.DEFINE_string("config", "configs/digits.json", "Per-round settings (JSON).")
 _DATASET = flags.DEFINE_string("dataset", None, "Use this dataset spec for every role of the config.")
+_SEED = flags.DEFINE_integer("seed", None, "Override the config's training seed (for repeats over seeds).")
 
 
-def load_config(path: str, dataset: str | None = None) -> dict[str, Any]:
+def load_config(path: str, dataset: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """Reads and checks an iteration config, naming the file and key on error."""
     config = fileio.read_json(path)
     missing = [key for key in (*ROLES, "train", "teacher", "student", "rounds", "pseudolabel") if key not in config]
     if missing:
         raise ValueError(f"{path} lacks the key(s) {missing}")
+    if seed is not None:
+        config["train"] = config["train"] | {"seed": seed}
     if dataset:
         for role in ROLES:
             config[role] = config[role] | {"dataset": dataset}
@@ -121,8 +124,10 @@ def train_settings(config: dict[str, Any], role: str, round_index: int, model_di
     return TrainConfig.from_dict(settings).to_dict()
 
 
-def run_iteration(work_dir: str, last_round: int, config_path: str, dataset: str | None = None) -> dict[str, Any]:
-    config = load_config(config_path, dataset)
+def run_iteration(
+    work_dir: str, last_round: int, config_path: str, dataset: str | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    config = load_config(config_path, dataset, seed)
     if last_round < 0:
         raise ValueError(f"--round must be >= 0, got {last_round}")
     if last_round > len(config["rounds"]):
@@ -174,7 +179,7 @@ def _run_training(manifest, name, module, settings, work_dir, extra_flags) -> No
 def main(argv):
     del argv
     try:
-        summary = run_iteration(_WORK_DIR.value, _ROUND.value, _CONFIG.value, _DATASET.value)
+        summary = run_iteration(_WORK_DIR.value, _ROUND.value, _CONFIG.value, _DATASET.value, _SEED.value)
     except StepFailed as error:
         print(f"error: {error}; rerun the same command to resume", file=sys.stderr)
         sys.exit(1)

@@ -103,3 +103,22 @@ def test_shipped_configs_resolve_to_valid_training_settings(name):
     for values in settings:
         TrainConfig.from_dict(values).validate()
     assert settings[-1]["unlabel_ratio"] > 0
+
+
+def test_compare_runs_means_over_seeds(tmp_path):
+    from pipelines.compare_runs import summarize, to_markdown
+
+    for seed, (teacher, student) in enumerate([(0.96, 0.98), (0.97, 0.97), (0.95, 0.99)]):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        models = [
+            {"round": 0, "role": "teacher", "validation": teacher, "test": teacher},
+            {"round": 1, "role": "student", "validation": student, "test": student - 0.01},
+        ]
+        (run / "report.json").write_text(json.dumps({"models": models}))
+    rows = summarize([str(tmp_path / f"seed{seed}") for seed in range(3)])
+    assert [(row["round"], row["role"], row["runs"]) for row in rows] == [(0, "teacher", 3), (1, "student", 3)]
+    assert rows[0]["test"]["mean"] == pytest.approx(0.96)
+    assert rows[1]["test"]["mean"] == pytest.approx(0.97)
+    assert rows[1]["validation"]["std"] == pytest.approx((2 / 3) ** 0.5 * 0.01)
+    assert "| 1 | student | 3 | 0.9800 ± 0.0082 | 0.9700 ± 0.0082 |" in to_markdown(rows)
