@@ -352,32 +352,28 @@ def train(config: TrainConfig) -> dict[str, Any]:
 def run_steps(config, data, model_config, strategy, model, optimizer, ema, step, manager, start, steps) -> None:
     """The step loop: distributed train step, EMA, logging, checkpoints."""
     augment = make_augment(config, model_config.resolution)
-    labeled = input_pipeline.train_dataset(
-        data.train,
-        config.train_split,
-        batch_size=config.batch_size,
-        resolution=model_config.resolution,
-        seed=config.seed,
-        random_flip=config.random_flip,
-        augment=augment,
-        cache=config.cache,
-        skip_batches=start,
-    )
-    if data.unlabeled is not None:
-        unlabeled = input_pipeline.train_dataset(
-            data.unlabeled,
-            config.unlabeled_split,
-            batch_size=int(config.batch_size * config.unlabel_ratio),
+
+    def stream(source, split, batch_size, seed):
+        batches = input_pipeline.train_dataset(
+            source,
+            split,
+            batch_size=batch_size,
             resolution=model_config.resolution,
-            seed=config.seed + 1,
+            seed=seed,
             random_flip=config.random_flip,
             augment=augment,
             cache=config.cache,
             skip_batches=start,
         )
-        dataset = tf.data.Dataset.zip(labeled.map(_step_inputs), unlabeled.map(_step_inputs))
+        return batches.map(_step_inputs)
+
+    labeled = stream(data.train, config.train_split, config.batch_size, config.seed)
+    if data.unlabeled is not None:
+        unlabeled_batch = int(config.batch_size * config.unlabel_ratio)
+        unlabeled = stream(data.unlabeled, config.unlabeled_split, unlabeled_batch, config.seed + 1)
+        dataset = tf.data.Dataset.zip(labeled, unlabeled)
     else:
-        dataset = labeled.map(lambda batch: (_step_inputs(batch), None))
+        dataset = labeled.map(lambda batch: (batch, None))
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     step_fn = make_train_step(config, model, optimizer, data.num_classes, strategy)
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
