@@ -78,20 +78,47 @@ def comparisons(models: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_dir: str) -> dict[str, Any] | None:
+    """ImageNet-C-style corruption errors of every round's model on the test split.
+
+    Relative to the teacher (CE = 100 for the teacher); `config["robustness"]`
+    sets options such as `max_examples`, and null switches it off (ImageNet
+    runs use `python -m pipelines.robustness` on the real ImageNet-C instead).
+    """
+    options = config.get("robustness")
+    if options is None or not measured["models"]:
+        return None
+    from robustness.corruption_report import corruption_section
+
+    teacher = next((row["export"] for row in measured["models"] if row["role"] == "teacher"), None)
+    return corruption_section(
+        {f"round {row['round']} {row['role']}": row["export"] for row in measured["models"]},
+        config["test"]["dataset"],
+        config["test"].get("split"),
+        work_dir,
+        baseline=teacher,
+        cache_dir=os.path.join(work_dir, "robustness-cache"),
+        **options,
+    )
+
+
 def write_report(work_dir: str, steps: dict[str, Any], config: dict[str, Any], last_round: int) -> dict[str, Any]:
-    """Writes report.json, report.md and report.png into `work_dir`."""
+    """Writes report.json, report.md and report.png (and robustness.*) into `work_dir`."""
     measured = measure(steps, config, last_round)
     measured["comparisons"] = comparisons(measured["models"])
+    section = robustness_section(measured, config, work_dir)
+    if section is not None:
+        measured["robustness"] = section["result"]
     fileio.write_json(os.path.join(work_dir, "report.json"), measured)
     png = os.path.join(work_dir, "report.png")
     _plot(measured, png)
-    markdown = _markdown(measured, config)
+    markdown = _markdown(measured, config, section["markdown"] if section else None)
     md_path = os.path.join(work_dir, "report.md")
     fileio.write_bytes(md_path, markdown.encode())
     return measured | {"report_md": md_path, "report_png": png}
 
 
-def _markdown(measured: dict[str, Any], config: dict[str, Any]) -> str:
+def _markdown(measured: dict[str, Any], config: dict[str, Any], robustness: str | None) -> str:
     lines = [
         "# Noisy Student report",
         "",
@@ -130,6 +157,8 @@ def _markdown(measured: dict[str, Any], config: dict[str, Any]) -> str:
             lines.append(f"| {row['round']} | " + " | ".join(str(c) for c in row["counts_after_filtering"]) + " |")
         lines.append("")
     lines += ["![report](report.png)", ""]
+    if robustness:
+        lines += [robustness, ""]
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ def miniature_config(path: Path) -> Path:
     config["student"] |= {"train_steps": 6, "unlabel_ratio": 1}
     # A 15-step teacher is barely above chance (confidences 0.1–0.2), so keep every prediction.
     config["pseudolabel"] |= {"num_shards": 1, "confidence_threshold": 0.0}
+    config["robustness"] = {"max_examples": 40, "severities": [1, 5]}
     path.write_text(json.dumps(config))
     return path
 
@@ -50,6 +51,7 @@ def test_miniature_two_rounds_then_rerun_skips_everything(tmp_path):
     report = (work_dir / "report.md").read_text()
     assert "| 2 | student |" in report and "student round 1 vs teacher" in report
     assert (work_dir / "report.png").stat().st_size > 10_000
+    assert "gaussian_noise" in report and (work_dir / "robustness.json").exists()
     measured = json.loads((work_dir / "report.json").read_text())
     assert [row["round"] for row in measured["labeling"]] == [1, 2]
     for row in measured["labeling"]:

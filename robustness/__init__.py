@@ -1,0 +1,18 @@
+"""Robustness benchmarks as reported by Noisy Student (REFERENCE.md §5).
+
+  metrics            pure functions: CE, mCE, relative CE/mCE, flip probability, top-5
+                     distance, FR/mFR/mT5D, calibration errors; AlexNet constants
+  corruptions        the ImageNet-C corruptions as NumPy/SciPy functions, registered by name
+  corruption_report  any dataset (digits included) under the built-in corruptions, several
+                     models on the same corrupted images: `corruption_report(...)`
+  imagenet_c         TFDS `imagenet2012_corrupted`, normalised by AlexNet
+  imagenet_a         TFDS `imagenet_a`, the 200-class logit restriction, calibration
+  imagenet_p         perturbation sequences stored as `.npy`, flip rates
+  inference          loading exports and turning images into logits (shared by the above)
+  report             JSON, markdown and plot writers for every result
+
+Entry points: `corruption_report.corruption_report` (any dataset, several models, e.g. every
+round of an iteration), `imagenet_c.imagenet_c_report`, `imagenet_a.imagenet_a_report`,
+`imagenet_p.imagenet_p_report`, and `report.write_report` / `report.markdown` for any of
+their results. The CLI is `python -m pipelines.robustness`.
+"""

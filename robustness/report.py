@@ -1,0 +1,257 @@
+"""Writes robustness results as JSON, a markdown table and a plot (atomically, via fileio).
+
+`write_report(result, output_dir)` handles the result of any benchmark
+(`result["benchmark"]` is "corruptions", "imagenet_c", "imagenet_a" or "imagenet_p") and
+writes `<benchmark>.json`, `<benchmark>.md` and `<benchmark>.png`. `markdown(result)` alone
+gives the section to paste into another report. Numbers are stored as fractions in JSON and
+printed as percentages (×100), the way the papers print CE, mCE, mFR and errors.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import Any
+
+from efficientnet import fileio
+from robustness import metrics
+
+
+def write_report(result: dict[str, Any], output_dir: str, basename: str | None = None) -> dict[str, str]:
+    """Writes `<basename>.json/.md/.png` (basename defaults to the benchmark) into output_dir."""
+    basename = basename or result["benchmark"]
+    paths = {kind: os.path.join(output_dir, f"{basename}.{kind}") for kind in ("json", "md", "png")}
+    fileio.write_json(paths["json"], _json_safe(result))
+    fileio.write_bytes(paths["png"], plot_png(result))
+    text = markdown(result, image=os.path.basename(paths["png"]))
+    fileio.write_bytes(paths["md"], text.encode())
+    return paths
+
+
+def markdown(result: dict[str, Any], *, heading_level: int = 2, image: str | None = None) -> str:
+    """The result as a markdown section (title, tables, plot link when `image` is given)."""
+    writer = {
+        "corruptions": _corruption_markdown,
+        "imagenet_c": _corruption_markdown,
+        "imagenet_a": _imagenet_a_markdown,
+        "imagenet_p": _imagenet_p_markdown,
+    }[result["benchmark"]]
+    lines = writer(result, "#" * heading_level)
+    if image:
+        lines += [f"![{result['benchmark']}]({image})", ""]
+    return "\n".join(lines)
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def _corruption_markdown(result, heading) -> list[str]:
+    models = result["models"]
+    names = list(models)
+    ratio = "CE_c = Σ_s E(f,c,s) / Σ_s E(base,c,s) with base = "
+    if result["benchmark"] == "imagenet_c":
+        title = "ImageNet-C"
+        source = f"TFDS imagenet2012_corrupted, {result['split']} split"
+        definition = ratio + "AlexNet (its published errors, REFERENCE.md §5)"
+    else:
+        title = "Corruption robustness"
+        count = next(iter(models.values()))["num_examples"]
+        source = f"{result['dataset']} {result['split']}, {count} images, built-in corruptions, seed {result['seed']}"
+        baseline = result.get("baseline")
+        definition = (
+            ratio + f"the baseline model {baseline['export']} (clean error {_percent(baseline['clean_error'])})"
+            if baseline
+            else "CE_c = mean top-1 error over severities (unnormalised: no baseline model)"
+        )
+    corruptions = result["corruptions"]
+    benchmark = [c for c in metrics.BENCHMARK_CORRUPTIONS if c in corruptions]
+    extras = [c for c in corruptions if c not in metrics.BENCHMARK_CORRUPTIONS]
+    severities = ", ".join(str(s) for s in result["severities"])
+    lines = [
+        f"{heading} {title}",
+        "",
+        f"{source}; severities {severities}. {definition}; mCE = mean CE_c over the benchmark corruptions "
+        "evaluated. Values in %.",
+        "",
+        "| corruption | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for corruption in benchmark:
+        lines.append(f"| {corruption} | " + " | ".join(_percent(models[n]["ce"].get(corruption)) for n in names) + " |")
+    for corruption in extras:
+        normalised = all(corruption in models[n]["ce"] for n in names)
+        value = [models[n]["ce"][corruption] if normalised else _mean(models[n]["errors"][corruption]) for n in names]
+        label = "extra, not in mCE" if normalised else "extra, mean error, not in mCE"
+        lines.append(f"| {corruption} ({label}) | " + " | ".join(_percent(v) for v in value) + " |")
+    lines.append("| **mCE** | " + " | ".join(_percent(models[n]["mce"]) for n in names) + " |")
+    if any(models[n].get("relative_mce") is not None for n in names):
+        lines.append("| relative mCE | " + " | ".join(_percent(models[n].get("relative_mce")) for n in names) + " |")
+    if result["benchmark"] == "imagenet_c":
+        lines.append(
+            "| unnormalised mCE | " + " | ".join(_percent(models[n].get("unnormalised_mce")) for n in names) + " |"
+        )
+    lines.append("| clean error | " + " | ".join(_percent(models[n]["clean_error"]) for n in names) + " |")
+    lines.append("")
+    if result["benchmark"] == "imagenet_c" and not all(models[n].get("complete") for n in names):
+        lines += ["Not all 15 corruptions × 5 severities were evaluated: this mCE is not the benchmark's.", ""]
+    for name in names:
+        lines += [
+            f"{heading}# Top-1 error (%) per severity: {name}",
+            "",
+            "| corruption | " + " | ".join(str(s) for s in result["severities"]) + " |",
+            "|---|" + "---|" * len(result["severities"]),
+        ]
+        for corruption in corruptions:
+            lines.append(
+                f"| {corruption} | " + " | ".join(_percent(e) for e in models[name]["errors"][corruption]) + " |"
+            )
+        lines.append("")
+    timing = result.get("timing")
+    if timing:
+        lines += [
+            f"Cost: {timing['total_s']:.0f} s in all ({timing['corrupt_s']:.0f} s corrupting "
+            f"{timing['corrupted_images']} images, {timing['predict_s']:.0f} s for "
+            f"{timing['model_evaluations']} model evaluations).",
+            "",
+        ]
+    return lines
+
+
+def _imagenet_a_markdown(result, heading) -> list[str]:
+    lines = [
+        f"{heading} ImageNet-A",
+        "",
+        f"{result['dataset']} {result['split']}; argmax over the 200 ImageNet-A classes' logits. Calibration: "
+        f"{result['calibration']}. Values in %.",
+        "",
+        "| model | images | top-1 | top-1 error | RMS calibration error | ECE (15 bins) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in result["models"].items():
+        lines.append(
+            f"| {name} | {row['num_examples']} | {_percent(row['top1'])} | {_percent(row['top1_error'])} | "
+            f"{_percent(row['rms_calibration_error'])} | {_percent(row['expected_calibration_error'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _imagenet_p_markdown(result, heading) -> list[str]:
+    models = result["models"]
+    names = list(models)
+    normalised = result["baseline"] is not None
+    lines = [
+        f"{heading} ImageNet-P",
+        "",
+        f"Sequences under {result['root']}; FP = flip probability, T5D = top-5 distance"
+        + (f", FR = FP / FP(baseline {result['normalisation']})" if normalised else " (no baseline: no flip rates)")
+        + ". FP and FR in %.",
+        "",
+        "| perturbation | sequences | "
+        + " | ".join(f"{n} FP | {n} T5D" + (f" | {n} FR" if normalised else "") for n in names)
+        + " |",
+        "|---|---|" + "---|" * (len(names) * (3 if normalised else 2)),
+    ]
+    for perturbation in result["perturbations"]:
+        cells = []
+        for name in names:
+            row = models[name]
+            cells += [_percent(row["flip_probability"][perturbation]), f"{row['top5_distance'][perturbation]:.3f}"]
+            if normalised:
+                cells.append(_percent(row["flip_rate"].get(perturbation)))
+        lines.append(f"| {perturbation} | {result['num_sequences'][perturbation]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name in names:
+        row = models[name]
+        summary = (
+            f"- {name}: mean FP {_percent(row['mean_flip_probability'])}, mean T5D {row['mean_top5_distance']:.3f}"
+        )
+        if normalised:
+            summary += f", **mFR {_percent(row['mfr'])}**, mT5D {_percent(row.get('mt5d'))}"
+        lines.append(summary)
+    lines.append("")
+    if normalised and not result["complete"]:
+        lines += ["Not all 10 perturbations were evaluated: this mFR is not the benchmark's.", ""]
+    return lines
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values)
+
+
+def plot_png(result: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = result["models"]
+    if result["benchmark"] in ("corruptions", "imagenet_c"):
+        figure, (ce_axis, severity_axis) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+        corruptions = result["corruptions"]
+        width = 0.8 / len(models)
+        for offset, (name, row) in enumerate(models.items()):
+            values = [100 * row["ce"].get(c, _mean(row["errors"][c])) for c in corruptions]
+            ce_axis.bar([i + offset * width for i in range(len(corruptions))], values, width=width, label=name)
+            means = [100 * _mean([row["errors"][c][k] for c in corruptions]) for k in range(len(result["severities"]))]
+            severity_axis.plot([0, *result["severities"]], [100 * row["clean_error"], *means], marker="o", label=name)
+        ce_axis.set_xticks([i + 0.4 - width / 2 for i in range(len(corruptions))], corruptions, rotation=45, ha="right")
+        ce_axis.set_ylabel("CE (%)")
+        normalisation = result.get("normalisation", "")
+        ce_axis.set_title(
+            "Mean error per corruption (unnormalised CE)"
+            if normalisation.startswith("unnormalised")
+            else f"Corruption error per corruption, normalised by {normalisation}"
+        )
+        ce_axis.legend(fontsize="small")
+        severity_axis.set_xlabel("severity (0 = clean)")
+        severity_axis.set_ylabel("top-1 error (%), mean over corruptions")
+        severity_axis.set_title("Error vs severity")
+    elif result["benchmark"] == "imagenet_a":
+        figure, axis = plt.subplots(figsize=(7, 4))
+        names = list(models)
+        for offset, (key, label) in enumerate(
+            (("top1", "top-1"), ("rms_calibration_error", "RMS calib. error"), ("expected_calibration_error", "ECE"))
+        ):
+            axis.bar(
+                [i + offset * 0.27 for i in range(len(names))], [100 * models[n][key] for n in names], 0.27, label=label
+            )
+        axis.set_xticks([i + 0.27 for i in range(len(names))], names)
+        axis.set_ylabel("%")
+        axis.set_title("ImageNet-A")
+        axis.legend()
+    else:
+        figure, axis = plt.subplots(figsize=(10, 4))
+        perturbations = result["perturbations"]
+        width = 0.8 / len(models)
+        for offset, (name, row) in enumerate(models.items()):
+            axis.bar(
+                [i + offset * width for i in range(len(perturbations))],
+                [100 * row["flip_probability"][p] for p in perturbations],
+                width=width,
+                label=name,
+            )
+        axis.set_xticks(
+            [i + 0.4 - width / 2 for i in range(len(perturbations))], perturbations, rotation=45, ha="right"
+        )
+        axis.set_ylabel("flip probability (%)")
+        axis.set_title("ImageNet-P")
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _json_safe(value):
+    """NaN (an undefined ratio) becomes null so the JSON stays standard."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
