@@ -104,9 +104,8 @@ def main(argv):
         ours_rate = statistics.median(rates[("ours", kind)])
         keras_rate = statistics.median(rates[("keras", kind)])
         label = "training step" if kind == "train" else "inference"
-        print(
-            f"{label}: ours {ours_rate:.1f} img/s, keras {keras_rate:.1f} img/s, ratio ours/keras {ours_rate / keras_rate:.2f}"
-        )
+        ratio = ours_rate / keras_rate
+        print(f"{label}: ours {ours_rate:.1f} img/s, keras {keras_rate:.1f} img/s, ratio ours/keras {ratio:.2f}")
 
 
 if __name__ == "__main__":
