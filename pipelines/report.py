@@ -66,8 +66,11 @@ def comparisons(models: list[dict[str, Any]]) -> list[str]:
     def compare(label, a, b):
         if a in by_key and b in by_key:
             gap = 100 * (by_key[a]["test"] - by_key[b]["test"])
-            verdict = "above" if gap > 0 else ("equal to" if gap == 0 else "below")
-            lines.append(f"- {label}: {verdict} by {abs(gap):.1f} points of test accuracy")
+            if gap == 0:
+                lines.append(f"- {label}: equal test accuracy")
+            else:
+                verdict = "above" if gap > 0 else "below"
+                lines.append(f"- {label}: {verdict} by {abs(gap):.1f} points of test accuracy")
 
     compare("student round 1 vs teacher", (1, "student"), (0, "teacher"))
     rounds = sorted({row["round"] for row in models})
