@@ -108,6 +108,26 @@ class TrainConfig:
         """The same run with every student noise off: the paper's ablation (REFERENCE.md §4)."""
         return dataclasses.replace(self, randaugment_layers=0, dropout_rate=0.0, drop_connect_rate=0.0)
 
+    def finetune(self, steps: int, resolution: int | None = None) -> TrainConfig:
+        """Labeled-only fine-tuning of this finished run, optionally at a larger resolution.
+
+        The paper's optional last step (REFERENCE.md §4, FixRes): the run's
+        export initialises a short run on the labeled data alone, without
+        input noise; its export lands in MODEL_DIR/finetune/export.
+        """
+        return dataclasses.replace(
+            self,
+            model_dir=os.path.join(self.model_dir, "finetune"),
+            init_from=os.path.join(self.model_dir, "export"),
+            unlabeled_dataset=None,
+            unlabeled_split=None,
+            unlabel_ratio=0.0,
+            randaugment_layers=0,
+            train_steps=steps,
+            warmup_epochs=0.0,
+            resolution=resolution or self.resolution,
+        )
+
     def model_overrides(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in scaling.OVERRIDABLE}
 

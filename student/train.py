@@ -14,9 +14,6 @@ be at least the teacher's size unless `--allow_smaller_student`.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-
 from absl import flags
 
 from efficientnet import cli, export, scaling, train_flags
@@ -34,27 +31,6 @@ _FINETUNE_STEPS = flags.DEFINE_integer(
 _FINETUNE_RESOLUTION = flags.DEFINE_integer(
     "finetune_resolution", None, "Resolution of the fine-tune (FixRes: larger than training); default unchanged."
 )
-
-
-def finetune_config(student: TrainConfig, steps: int, resolution: int | None = None) -> TrainConfig:
-    """Labeled-only fine-tuning of a finished student, optionally at a larger resolution.
-
-    The paper's optional last step (REFERENCE.md §4): the student's export
-    initialises a short run on the labeled data alone, without input noise;
-    its export lands in MODEL_DIR/finetune/export.
-    """
-    return dataclasses.replace(
-        student,
-        model_dir=os.path.join(student.model_dir, "finetune"),
-        init_from=os.path.join(student.model_dir, "export"),
-        unlabeled_dataset=None,
-        unlabeled_split=None,
-        unlabel_ratio=0.0,
-        randaugment_layers=0,
-        train_steps=steps,
-        warmup_epochs=0.0,
-        resolution=resolution or student.resolution,
-    )
 
 
 def check_student_size(student: TrainConfig, teacher_path: str, *, allow_smaller: bool = False) -> None:
@@ -85,7 +61,7 @@ def main(argv):
         check_student_size(config, _TEACHER.value, allow_smaller=_ALLOW_SMALLER.value)
     train(config)
     if _FINETUNE_STEPS.value:
-        train(finetune_config(config, _FINETUNE_STEPS.value, _FINETUNE_RESOLUTION.value))
+        train(config.finetune(_FINETUNE_STEPS.value, _FINETUNE_RESOLUTION.value))
 
 
 if __name__ == "__main__":

@@ -228,9 +228,7 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp
 
 
 def test_labeled_finetune_at_a_larger_resolution_starts_from_the_export(teacher_dir):
-    from student.train import finetune_config
-
-    config = finetune_config(tiny_config(teacher_dir, randaugment_layers=1, randaugment_magnitude=5), 5, 40)
+    config = tiny_config(teacher_dir, randaugment_layers=1, randaugment_magnitude=5).finetune(5, 40)
     assert (config.model_dir, config.init_from) == (f"{teacher_dir}/finetune", f"{teacher_dir}/export")
     assert (config.randaugment_layers, config.unlabeled_dataset, config.resolution) == (0, None, 40)
     metrics = train(config)
