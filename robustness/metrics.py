@@ -123,14 +123,17 @@ def corruption_error(errors: Sequence[float], baseline_errors: Sequence[float] |
         raise ValueError("corruption_error needs at least one severity")
     if baseline_errors is None:
         return float(errors.mean())
+    return _ratio(float(errors.sum()), _baseline_sum(baseline_errors, errors))
+
+
+def _baseline_sum(baseline_errors: Sequence[float] | float, errors: np.ndarray) -> float:
+    """Σ_s E(base, c, s): given per severity (checked against `errors`) or already summed."""
     if np.ndim(baseline_errors) == 0:
-        denominator = float(baseline_errors)
-    else:
-        baseline = np.asarray(baseline_errors, np.float64)
-        if baseline.shape != errors.shape:
-            raise ValueError(f"{errors.size} errors but {baseline.size} baseline errors; use the same severities")
-        denominator = float(baseline.sum())
-    return _ratio(float(errors.sum()), denominator)
+        return float(baseline_errors)
+    baseline = np.asarray(baseline_errors, np.float64)
+    if baseline.shape != errors.shape:
+        raise ValueError(f"{errors.size} errors but {baseline.size} baseline errors; use the same severities")
+    return float(baseline.sum())
 
 
 def relative_corruption_error(
@@ -146,13 +149,7 @@ def relative_corruption_error(
     on both sides.
     """
     errors = np.asarray(errors, np.float64)
-    if np.ndim(baseline_errors) == 0:
-        baseline_sum = float(baseline_errors)
-    else:
-        baseline = np.asarray(baseline_errors, np.float64)
-        if baseline.shape != errors.shape:
-            raise ValueError(f"{errors.size} errors but {baseline.size} baseline errors; use the same severities")
-        baseline_sum = float(baseline.sum())
+    baseline_sum = _baseline_sum(baseline_errors, errors)
     numerator = float(errors.sum()) - errors.size * clean_error
     return _ratio(numerator, baseline_sum - errors.size * baseline_clean_error)
 
