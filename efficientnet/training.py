@@ -28,12 +28,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from efficientnet import export, fileio, input_pipeline, losses, scaling
+from efficientnet import export, fileio, input_pipeline, losses, preprocessing, randaugment, scaling
 from efficientnet.datasets import Source, open_source
 from efficientnet.distribute import make_strategy, set_precision
 from efficientnet.evaluation import evaluate
 from efficientnet.model import build_from_config
-from efficientnet.randaugment import RandAugment
 from efficientnet.schedules import LearningRateSchedule, ScheduleConfig, ema_decay
 
 OPTIMIZERS = ("rmsprop", "sgd", "adam")
@@ -258,12 +257,12 @@ def make_augment(config: TrainConfig, resolution: int):
         return None
     # The reference's 100 px translate and 40 px cutout are ImageNet-sized;
     # small images scale them with the resolution (100/224 and 40/224).
-    scale = resolution / 224 if resolution <= 64 else 1.0
-    return RandAugment(
+    scale = resolution / 224 if preprocessing.is_small(resolution) else 1.0
+    return randaugment.RandAugment(
         num_layers=config.randaugment_layers,
         magnitude=config.randaugment_magnitude,
-        translate_max=100 * scale,
-        cutout_max=40 * scale,
+        translate_max=randaugment.DEFAULT_TRANSLATE_MAX * scale,
+        cutout_max=randaugment.DEFAULT_CUTOUT_MAX * scale,
     )
 
 

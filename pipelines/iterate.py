@@ -49,9 +49,11 @@ def load_config(path: str, dataset: str | None = None, seed: int | None = None) 
     if dataset:
         for role in ROLES:
             config[role] = config[role] | {"dataset": dataset}
-    for section in ("train", "teacher", "student", *(f"rounds[{i}]" for i in range(len(config["rounds"])))):
-        settings = config["rounds"][int(section[7:-1])] if section.startswith("rounds[") else config[section]
-        unknown = sorted(set(settings) - set(TrainConfig().to_dict()))
+    sections = {name: config[name] for name in ("train", "teacher", "student")}
+    sections |= {f"rounds[{i}]": settings for i, settings in enumerate(config["rounds"])}
+    known = set(TrainConfig().to_dict())
+    for section, settings in sections.items():
+        unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"{path}: {section} has unknown training setting(s) {unknown}")
     return config
