@@ -4,7 +4,7 @@ Users should see one line saying what is wrong with their input, not a
 Python traceback, and scripts calling the tools need a non-zero exit code.
 `run(main)` gives every CLI that behaviour: errors that describe bad input
 (`ValueError`, which includes unknown registry names, and missing files) are
-printed as `error: …` and exit with status 2; anything else is a bug and keeps
+printed on one line as `error: …` and exit with status 2; anything else is a bug and keeps
 its traceback.
 """
 
@@ -19,6 +19,11 @@ USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionErro
 EXIT_USER_ERROR = 2
 
 
+def one_line(message: str) -> str:
+    """Library messages sometimes span lines (TFDS's, Beam's); a CLI error is one."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 def run(main: Callable[[list[str]], None]) -> None:
     """`absl.app.run(main)` with one-line errors for bad input."""
 
@@ -26,7 +31,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         try:
             main(argv)
         except USER_ERRORS as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(str(error))}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
 
     app.run(guarded)

@@ -192,7 +192,10 @@ class TfdsSource(Source):
 
         if not argument:
             raise ValueError("tfds source needs a dataset name, e.g. 'tfds:cifar10'")
-        self._builder = tfds.builder(argument, data_dir=data_dir)
+        try:
+            self._builder = tfds.builder(argument, data_dir=data_dir)
+        except tfds.core.registered.DatasetNotFoundError:
+            raise ValueError(f"unknown TFDS dataset {argument!r}; see tfds.list_builders() for the names") from None
         features = self._builder.info.features
         for key in ("image", "label"):
             if key not in features:

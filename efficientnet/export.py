@@ -80,7 +80,12 @@ def load_export(path: str) -> tuple[keras.Model, dict[str, Any]]:
     model_path = os.path.join(directory, MODEL_FILE)
     if not tf.io.gfile.exists(model_path):
         raise FileNotFoundError(f"{model_path} is missing although {METADATA_FILE} is there")
-    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    try:
+        model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    except (ValueError, TypeError, OSError, KeyError) as error:
+        # Safe mode refuses Lambda layers and other pickled code; a truncated
+        # or foreign file fails to parse. Either way, name the file.
+        raise ValueError(f"{model_path} cannot be loaded in safe mode: {error}") from None
     return model, metadata
 
 

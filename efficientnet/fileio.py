@@ -33,6 +33,23 @@ def write_json(path: str, value: Any) -> None:
     write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
+def check_writable_dir(path: str, flag: str) -> None:
+    """Creates `path` if needed and proves it writable, naming `flag` if not.
+
+    Called before a run's work starts, so that a read-only or mistyped output
+    location fails in a second, not at the first checkpoint an hour later.
+    """
+    probe = _temporary_name(os.path.join(path, "write-check"))
+    try:
+        tf.io.gfile.makedirs(path)
+        with tf.io.gfile.GFile(probe, "wb") as f:
+            f.write(b"")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as error:
+        reason = error.message if isinstance(error, tf.errors.OpError) else str(error)
+        raise ValueError(f"{flag} {path!r} cannot be written ({reason})") from None
+
+
 def read_json(path: str) -> Any:
     """Reads JSON, naming the file when it is missing or corrupt."""
     if not tf.io.gfile.exists(path):

@@ -314,6 +314,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     config.validate()
     check_resumable(config.model_dir, config)
     data = open_data(config)
+    fileio.check_writable_dir(config.model_dir, "--model_dir")
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
@@ -399,7 +400,11 @@ def run_steps(config, data, model_config, strategy, model, optimizer, ema, step,
     images_per_step = config.batch_size * (1 + config.unlabel_ratio)
     last_time, last_step = time.time(), start
     for current in range(start, steps):
-        parts = step_fn(next(iterator))
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            raise ValueError(_no_images_message(config, data)) from None
+        parts = step_fn(batch)
         step.assign_add(1)
         ema.update(step)
         done = current + 1
@@ -426,6 +431,18 @@ def run_steps(config, data, model_config, strategy, model, optimizer, ema, step,
         if done % config.checkpoint_every_steps == 0 or done == steps:
             manager.save(checkpoint_number=done)
     writer.flush()
+
+
+def _no_images_message(config: TrainConfig, data: Data) -> str:
+    """The streams repeat forever, so running out means an epoch yielded nothing."""
+    streams = [("--dataset", data.train)]
+    if data.unlabeled is not None:
+        streams.append(("--unlabeled_dataset", data.unlabeled))
+    described = "; ".join(
+        f"{flag} {source.spec!r} ({int(source.skipped_images.numpy())} undecodable images skipped)"
+        for flag, source in streams
+    )
+    return f"the training data yields no images: {described}"
 
 
 def _step_inputs(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

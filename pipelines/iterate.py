@@ -134,7 +134,7 @@ def run_iteration(
         raise ValueError(f"--round must be >= 0, got {last_round}")
     if last_round > len(config["rounds"]):
         raise ValueError(f"--round={last_round} but {config_path} defines only {len(config['rounds'])} student rounds")
-    tf.io.gfile.makedirs(work_dir)
+    fileio.check_writable_dir(work_dir, "--work_dir")
     manifest = Manifest(work_dir)
     python = sys.executable
     models = {0: os.path.join(work_dir, "round0-teacher")}

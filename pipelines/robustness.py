@@ -23,7 +23,7 @@ import sys
 
 from absl import flags
 
-from efficientnet import cli
+from efficientnet import cli, fileio
 from robustness import corruptions as corruption_library
 from robustness import metrics, report
 from robustness.corruption_report import corruption_report
@@ -106,6 +106,7 @@ def main(argv):
         raise ValueError("give at least one --export=NAME=PATH")
     if not _OUTPUT_DIR.value:
         raise ValueError("--output_dir is required")
+    fileio.check_writable_dir(_OUTPUT_DIR.value, "--output_dir")
     severities = parse_severities(_SEVERITIES.value)
     if "corruptions" in _BENCHMARKS.value:
         for name in _CORRUPTIONS.value or []:

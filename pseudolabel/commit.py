@@ -4,8 +4,9 @@ The job writes everything into a sibling `<output_dir>.tmp-<random>` (same
 parent, so same filesystem or bucket) and only moves it to `output_dir` once
 the pipeline has succeeded and `stats.json` is there. A failed or killed run
 therefore never leaves partial records in `output_dir` — at worst a `.tmp-*`
-sibling, which a failed run removes itself — and a rerun replaces a previous
-complete output only once the new one is complete.
+sibling, which a failed run removes itself and a killed run's rerun removes —
+and a rerun replaces a previous complete output only once the new one is
+complete.
 
 Local filesystems: the old output is renamed aside, the new one renamed into
 place (two atomic renames), then the old one deleted; a kill between the
@@ -49,6 +50,16 @@ def check_replaceable(output_dir: str) -> None:
             f"--output_dir {output_dir!r} exists, is not empty and holds no {STATS_FILE}; "
             "refusing to replace what is not a pseudo-label output"
         )
+
+
+def discard_leftovers(output_dir: str) -> list[str]:
+    """Removes the `<output_dir>.tmp-*` siblings of runs that were killed;
+    returns their paths. Nothing reads them, but at scale they hold a
+    corpus's worth of records."""
+    leftovers = tf.io.gfile.glob(f"{output_dir.rstrip('/')}.tmp-*")
+    for directory in leftovers:
+        discard(directory)
+    return leftovers
 
 
 def discard(directory: str) -> None:

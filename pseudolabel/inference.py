@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.utils import shared
 
-from efficientnet import export, preprocessing
+from efficientnet import cli, export, preprocessing
 from efficientnet.datasets import decode_image
 from pseudolabel.sources import FAILED
 from pseudolabel.targets import soft_probabilities
@@ -79,7 +79,7 @@ class Teacher:
                 images.append(self.preprocess(one))
                 good.append(index)
             except tf.errors.OpError as error:
-                errors.append((index, _one_line(error.message)))
+                errors.append((index, cli.one_line(error.message)[:500]))
         side = self.resolution
         return (np.stack(images) if images else np.zeros([0, side, side, 3], np.float32)), good, errors
 
@@ -115,7 +115,3 @@ class LabelBatchFn(beam.DoFn):
         for index, row in zip(good, probabilities, strict=True):
             example_id, encoded = batch[index]
             yield example_id, encoded, row
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())[:500]

@@ -35,6 +35,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from apache_beam.io.tfrecordio import WriteToTFRecord
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
@@ -103,10 +104,11 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     config.validate()
     check_input(config.input, config.split, config.data_dir)
     teacher_dir = export.resolve_export_dir(config.teacher)
-    metadata = export.load_metadata(teacher_dir)
-    if not tf.io.gfile.exists(os.path.join(teacher_dir, export.MODEL_FILE)):
-        raise FileNotFoundError(f"{teacher_dir} has {export.METADATA_FILE} but no {export.MODEL_FILE}")
+    # Loaded once here, in the launcher, so that a teacher safe mode refuses
+    # (or a truncated file) is a one-line error before any worker starts.
+    _, metadata = export.load_export(teacher_dir)
     commit.check_replaceable(config.output_dir)
+    fileio.check_writable_dir(os.path.dirname(config.output_dir.rstrip("/")) or ".", "the parent of --output_dir")
     truth = digits_withheld_labels() if config.input == "digits" and config.split == "unlabeled" else None
     settings = {
         "input": config.input,
@@ -121,6 +123,8 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
         "temperature": config.temperature,
     }
 
+    for leftover in commit.discard_leftovers(config.output_dir):
+        logging.warning("removed the leftovers of an interrupted run: %s", leftover)
     work_dir = commit.temporary_dir(config.output_dir)
     try:
         fileio.write_json(os.path.join(work_dir, records.CONFIG_FILE), dataclasses.asdict(config) | settings)

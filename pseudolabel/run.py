@@ -14,7 +14,8 @@ Flags defined here are parsed by absl; every other `--name=value` goes to
 Beam's PipelineOptions (runner, project, region, workers, containers…).
 Without `--runner` the job runs in this process on Beam's FnApiRunner.
 Writes `OUTPUT_DIR/pseudo-SSSSS-of-NNNNN.tfrecord`, `stats.json`,
-`config.json` and `failures.jsonl`, all at once when the job succeeded.
+`config.json` and `failures.jsonl`, all at once when the job succeeded. A job whose
+threshold keeps no image writes its stats but exits with an error (status 2).
 """
 
 from __future__ import annotations
@@ -106,10 +107,10 @@ def main(argv, pipeline_args: list[str]):
             (edge for edge, count in zip(histogram["bin_edges"][:-1], histogram["counts"], strict=True) if count),
             default=None,
         )
-        print(
-            f"warning: no image reached --confidence_threshold={stats['confidence_threshold']} "
-            f"(the most confident ones are in the bin starting at {highest}); {config.output_dir} holds no records",
-            file=sys.stderr,
+        raise ValueError(
+            f"no image reached --confidence_threshold={stats['confidence_threshold']} "
+            f"(the most confident ones are in the bin starting at {highest}); {config.output_dir} holds no records, "
+            "only its stats.json: lower the threshold"
         )
     print(
         f"labeled {stats['num_images']} images ({stats['num_failures']} undecodable): kept {stats['num_kept']} "

@@ -17,12 +17,15 @@ from __future__ import annotations
 from absl import flags
 
 from efficientnet import cli, export, scaling, train_flags
+from efficientnet.datasets import open_source
 from efficientnet.training import TrainConfig, train
 
 # Student defaults: noise on (REFERENCE.md §4: RandAugment N=2, small M for
 # small models; dropout and stochastic depth keep the model's defaults).
 train_flags.define_flags(defaults={"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unlabel_ratio": 3.0})
-_TEACHER = flags.DEFINE_string("teacher", None, "The teacher's export (or model_dir), to check the student's size.")
+_TEACHER = flags.DEFINE_string(
+    "teacher", None, "The teacher's export (or model_dir), to check the student's size and classes."
+)
 _ALLOW_SMALLER = flags.DEFINE_boolean("allow_smaller_student", False, "Allow a student smaller than its teacher.")
 _NO_NOISE = flags.DEFINE_boolean("no_noise", False, "Ablation: no RandAugment, dropout or stochastic depth.")
 _FINETUNE_STEPS = flags.DEFINE_integer(
@@ -33,9 +36,16 @@ _FINETUNE_RESOLUTION = flags.DEFINE_integer(
 )
 
 
-def check_student_size(student: TrainConfig, teacher_path: str, *, allow_smaller: bool = False) -> None:
-    """Noisy Student needs an equal-or-larger student (Xie et al. 2020, §2)."""
+def check_teacher(student: TrainConfig, teacher_path: str, *, allow_smaller: bool = False) -> None:
+    """The teacher must predict the student's classes, and the student must be
+    at least the teacher's size (Xie et al. 2020, §2) unless allowed."""
     teacher = export.model_config_of(export.load_metadata(teacher_path))
+    num_classes = student.num_classes or open_source(student.dataset, data_dir=student.data_dir).num_classes
+    if num_classes not in (None, teacher.num_classes):
+        raise ValueError(
+            f"the teacher {teacher_path} predicts {teacher.num_classes} classes "
+            f"but --dataset {student.dataset!r} has {num_classes}"
+        )
     ours = scaling.model_config(student.model, teacher.num_classes, **student.model_overrides())
     smaller = [
         f"{name} {getattr(ours, name)} < {getattr(teacher, name)}"
@@ -58,7 +68,7 @@ def main(argv):
     if config.unlabeled_dataset is None:
         raise ValueError("--unlabeled_dataset is required (the pseudo-labeled records of pseudolabel.run)")
     if _TEACHER.value:
-        check_student_size(config, _TEACHER.value, allow_smaller=_ALLOW_SMALLER.value)
+        check_teacher(config, _TEACHER.value, allow_smaller=_ALLOW_SMALLER.value)
     train(config)
     if _FINETUNE_STEPS.value:
         train(config.finetune(_FINETUNE_STEPS.value, _FINETUNE_RESOLUTION.value))

@@ -1,4 +1,5 @@
-"""A miniature of the whole Noisy Student loop, run for real (tiny model, few steps)."""
+"""Iteration configs, the rounds manifest and run_iteration.sh arguments (the killed-and-resumed
+miniature of the whole loop is in tests/faults/test_faults_kill.py)."""
 
 import json
 import subprocess
@@ -9,54 +10,6 @@ import pytest
 from pipelines.iterate import Manifest, load_config, run_iteration
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def miniature_config(path: Path) -> Path:
-    config = json.loads((ROOT / "configs" / "digits.json").read_text())
-    config["train"] |= {"log_every_steps": 5, "checkpoint_every_steps": 5}
-    config["teacher"] |= {"train_steps": 15}
-    config["student"] |= {"train_steps": 6, "unlabel_ratio": 1}
-    # A 15-step teacher is barely above chance (confidences 0.1–0.2), so keep every prediction.
-    config["pseudolabel"] |= {"num_shards": 1, "confidence_threshold": 0.0}
-    config["robustness"] = {"max_examples": 40, "severities": [1, 5]}
-    path.write_text(json.dumps(config))
-    return path
-
-
-@pytest.mark.slow
-def test_miniature_two_rounds_then_rerun_skips_everything(tmp_path):
-    config = miniature_config(tmp_path / "config.json")
-    work_dir = tmp_path / "run"
-    summary = run_iteration(str(work_dir), 1, str(config))
-    steps = json.loads((work_dir / "rounds.json").read_text())["steps"]
-    assert sorted(steps) == ["round0/teacher", "round1/pseudolabel", "round1/student", "round1/student_no_noise"]
-    assert all(entry["status"] == "done" for entry in steps.values())
-    assert [(row["round"], row["role"]) for row in summary["models"]] == [
-        (0, "teacher"),
-        (1, "student"),
-        (1, "student_no_noise"),
-    ]
-    # The ablation is the same student with all noise off.
-    no_noise = json.loads((work_dir / "round1-student-no-noise" / "config.json").read_text())
-    noised = json.loads((work_dir / "round1-student" / "config.json").read_text())
-    assert (no_noise["randaugment_layers"], no_noise["dropout_rate"], no_noise["drop_connect_rate"]) == (0, 0.0, 0.0)
-    assert noised["randaugment_layers"] == 2 and noised["unlabel_ratio"] == 1
-    round1 = {name: entry["seconds"] for name, entry in steps.items()}
-
-    # --round 2 on a work_dir holding round 1 runs only round 2.
-    summary = run_iteration(str(work_dir), 2, str(config))
-    steps = json.loads((work_dir / "rounds.json").read_text())["steps"]
-    assert {name: entry["seconds"] for name, entry in steps.items() if name in round1} == round1
-    assert "round2/student" in steps and "round2/student_no_noise" not in steps
-    report = (work_dir / "report.md").read_text()
-    assert "| 2 | student |" in report and "student round 1 vs teacher" in report
-    assert (work_dir / "report.png").stat().st_size > 10_000
-    assert "gaussian_noise" in report and (work_dir / "robustness.json").exists()
-    measured = json.loads((work_dir / "report.json").read_text())
-    assert [row["round"] for row in measured["labeling"]] == [1, 2]
-    for row in measured["labeling"]:
-        assert 0 <= row["pseudo_label_accuracy"]["before_filtering"] <= 1
-        assert sum(row["counts_after_filtering"]) == row["num_kept"]
 
 
 def test_corrupt_manifest_is_named(tmp_path):

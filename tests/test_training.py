@@ -1,11 +1,8 @@
 """The shared training loop, run for real on tiny models (teacher configuration)."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -21,7 +18,6 @@ from efficientnet.training import EMA, TrainConfig, check_resumable, initialize_
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)
-TINY_FLAGS = ["--width=0.25", "--depth=0.25", "--resolution=32", "--small_images"]
 
 
 def tiny_config(model_dir, **overrides):
@@ -176,55 +172,6 @@ def test_mock_tfds_imagenet_trains_a_few_steps_and_exports(tmp_path):
     assert metadata["dataset"] == "tfds:imagenet2012" and metadata["steps"] == 3
     model = keras.saving.load_model(tmp_path / "export" / "model.keras", safe_mode=True)
     assert model.output_shape == (None, 1000)
-
-
-def _train_command(model_dir):
-    return [
-        sys.executable,
-        "-m",
-        "teacher.train",
-        f"--model_dir={model_dir}",
-        "--dataset=digits",
-        *TINY_FLAGS,
-        "--batch_size=32",
-        "--train_steps=60",
-        "--warmup_epochs=1",
-        "--random_flip=false",
-        "--randaugment_layers=2",
-        "--checkpoint_every_steps=10",
-        "--log_every_steps=10",
-        "--deterministic",
-    ]
-
-
-@pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
-    killed = tmp_path / "killed"
-    process = subprocess.Popen(_train_command(killed), cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not list((killed / "checkpoints").glob("ckpt-20.index")) and time.time() < deadline:
-        time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (killed / "export").exists()
-    last = max(int(p.stem.split("-")[1]) for p in (killed / "checkpoints").glob("ckpt-*.index"))
-    assert 20 <= last < 60
-
-    resumed = subprocess.run(_train_command(killed), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resumed from {killed}/checkpoints/ckpt-{last} at step {last}" in resumed.stderr
-    assert f"step {last + 10}/60" in resumed.stderr and "step 10/60" not in resumed.stderr
-
-    straight = tmp_path / "straight"
-    subprocess.run(_train_command(straight), cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
-    resumed_meta = json.loads((killed / "export" / "model.json").read_text())
-    straight_meta = json.loads((straight / "export" / "model.json").read_text())
-    assert resumed_meta["steps"] == straight_meta["steps"] == 60
-    assert resumed_meta["metrics"]["top1"] == pytest.approx(straight_meta["metrics"]["top1"], abs=0.01)
-    resumed_model, _ = export.load_export(str(killed))
-    straight_model, _ = export.load_export(str(straight))
-    for a, b in zip(resumed_model.weights, straight_model.weights, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
 def test_labeled_finetune_at_a_larger_resolution_starts_from_the_export(teacher_dir):
