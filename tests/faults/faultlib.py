@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -69,8 +70,15 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> s
     return line
 
 
-def checkpoint_steps(model_dir: Path) -> list[int]:
-    return sorted(int(path.stem.split("-")[1]) for path in (model_dir / "checkpoints").glob("ckpt-*.index"))
+def latest_checkpoint_step(model_dir: Path) -> int:
+    """The step of the checkpoint a rerun resumes from, 0 if none.
+
+    A checkpoint counts once TensorFlow's `checkpoint` state file names it;
+    its data and index files are written before that, so a kill in between
+    leaves a complete ckpt-N that the rerun rightly ignores.
+    """
+    path = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    return int(path.rsplit("-", 1)[1]) if path else 0
 
 
 def assert_same_weights(first, second, atol: float = 1e-4) -> None:
