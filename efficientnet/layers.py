@@ -1,12 +1,13 @@
 """The few layers EfficientNet needs that Keras does not ship as-is.
 
-Both are registered as Keras serialisables so that an exported `model.keras`
+They are registered as Keras serialisables so that an exported `model.keras`
 loads in safe mode (no Lambda layers, no pickled code).
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 # ImageNet channel statistics on the [0, 255] scale (REFERENCE.md §2). The
@@ -63,3 +64,46 @@ class StochasticDepth(keras.layers.Layer):
 
     def get_config(self):
         return super().get_config() | {"rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="efficientnet")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """Keras's BatchNormalization computed by TensorFlow's fused kernel.
+
+    Keras 3 normalises with separate moment, subtract, scale and shift ops
+    (and as many in the gradient); `FusedBatchNormV3` does the forward pass
+    in one kernel and the backward pass in another, which XLA and Grappler
+    also know how to fuse with the preceding convolution. The maths is
+    Keras's: the batch is normalised with its biased variance and the moving
+    statistics are updated with it, so weights, checkpoints and numbers carry
+    over between the two layers. Any case the fused kernel does not cover
+    (masks, renorm, other ranks or axes) falls back to Keras's own code.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        use_batch = bool(training) and self.trainable
+        gamma = ops.cast(self.gamma, "float32") if self.scale else tf.ones([inputs.shape[-1]])
+        beta = ops.cast(self.beta, "float32") if self.center else tf.zeros([inputs.shape[-1]])
+        if use_batch:
+            empty = tf.constant([], tf.float32)
+            outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=self.epsilon, is_training=True
+            )
+            # The kernel returns the Bessel-corrected variance; Keras averages the biased one.
+            count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+            variance = variance * ((count - 1.0) / count)
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs,
+                scale=gamma,
+                offset=beta,
+                mean=ops.cast(self.moving_mean, "float32"),
+                variance=ops.cast(self.moving_variance, "float32"),
+                epsilon=self.epsilon,
+                is_training=False,
+            )
+        return ops.cast(outputs, self.compute_dtype)

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 
 from efficientnet import scaling
-from efficientnet.layers import StochasticDepth, imagenet_normalization
+from efficientnet.layers import FusedBatchNormalization, StochasticDepth, imagenet_normalization
 
 # He-normal on fan-out for convolutions and uniform ±1/sqrt(fan_out) for the
 # classifier, as in the reference's conv_kernel_initializer and
@@ -140,6 +140,4 @@ def _conv(filters: int, kernel_size: int, strides: int, name: str) -> keras.laye
 
 
 def _batch_norm(config: scaling.ModelConfig, name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(
-        momentum=config.batch_norm_momentum, epsilon=config.batch_norm_epsilon, name=name
-    )
+    return FusedBatchNormalization(momentum=config.batch_norm_momentum, epsilon=config.batch_norm_epsilon, name=name)

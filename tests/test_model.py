@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from efficientnet import build_model, count_multiply_adds
-from efficientnet.layers import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, StochasticDepth
+from efficientnet.layers import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, FusedBatchNormalization, StochasticDepth
 
 # REFERENCE.md §1: (trainable, total with BN moving statistics), 1000 classes.
 PUBLISHED_PARAMETERS = {
@@ -114,6 +114,31 @@ def test_initialisers_follow_the_reference():
     logits = model.get_layer("logits").kernel.numpy()
     assert np.abs(logits).max() <= 1 / np.sqrt(1000)
     assert np.abs(logits).max() > 0.99 / np.sqrt(1000)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_float16"])
+def test_fused_batch_norm_computes_what_keras_batch_norm_computes(dtype):
+    images = tf.random.normal((4, 6, 5, 8), 3.0, 2.0, seed=1)
+    weights = tf.random.normal((4, 6, 5, 8), seed=2)  # a loss with non-trivial gradients everywhere
+    layers = []
+    for layer_class in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        layer = layer_class(momentum=0.9, epsilon=1e-3, dtype=dtype)
+        layer.build(images.shape)
+        layer.set_weights([np.linspace(0.5, 2.0, 8), np.linspace(-1.0, 1.0, 8), np.full(8, 0.5), np.full(8, 2.0)])
+        layers.append(layer)
+    results = []
+    for layer in layers:
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            training = layer(images, training=True)
+            loss = tf.reduce_sum(tf.cast(training, tf.float32) * weights)
+        gradients = tape.gradient(loss, [images, *layer.trainable_weights])
+        results.append([training, *gradients, *layer.non_trainable_weights, layer(images, training=False)])
+    tolerance = 1e-4 if dtype == "float32" else 2e-2
+    for keras_value, fused_value in zip(*results, strict=True):
+        np.testing.assert_allclose(
+            np.asarray(fused_value, np.float32), np.asarray(keras_value, np.float32), rtol=tolerance, atol=tolerance
+        )
 
 
 def test_save_and_load_in_safe_mode(tmp_path):
