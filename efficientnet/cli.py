@@ -4,8 +4,8 @@ Users should see one line saying what is wrong with their input, not a
 Python traceback, and scripts calling the tools need a non-zero exit code.
 `run(main)` gives every CLI that behaviour: errors that describe bad input
 (`ValueError`, which includes unknown registry names, and missing files) are
-printed on one line as `error: …` and exit with status 2; anything else is a bug and keeps
-its traceback.
+printed on one line as `error: …` and exit with status 2; anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations

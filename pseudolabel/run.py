@@ -14,8 +14,9 @@ Flags defined here are parsed by absl; every other `--name=value` goes to
 Beam's PipelineOptions (runner, project, region, workers, containers…).
 Without `--runner` the job runs in this process on Beam's FnApiRunner.
 Writes `OUTPUT_DIR/pseudo-SSSSS-of-NNNNN.tfrecord`, `stats.json`,
-`config.json` and `failures.jsonl`, all at once when the job succeeded. A job whose
-threshold keeps no image writes its stats but exits with an error (status 2).
+`config.json` and `failures.jsonl`, all at once when the job succeeded. A job
+whose threshold keeps no image writes its stats but exits with an error
+(status 2): a student cannot train on nothing.
 """
 
 from __future__ import annotations
