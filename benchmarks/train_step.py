@@ -2,6 +2,7 @@
 
   python benchmarks/train_step.py                       # B0, 224 px, batch 32, float32, CPU
   python benchmarks/train_step.py --jit_compile         # both with XLA
+  python benchmarks/train_step.py --jit_compile --modes=infer --rounds=5
   python benchmarks/train_step.py --model=b3 --precision=mixed_float16 --batch_size=64
 
 Both models get the same batch, resolution, precision and optimizer (RMSProp as
@@ -34,6 +35,9 @@ _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float1
 _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile both steps with XLA.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per measurement.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating measurement rounds (median reported).")
+_MODES = flags.DEFINE_multi_enum(
+    "modes", ["train", "infer"], ["train", "infer"], "What to time (e.g. --modes=infer for a longer XLA inference run)."
+)
 
 
 def keras_model(size: str, resolution: int) -> keras.Model:
@@ -84,23 +88,30 @@ def main(argv):
         f"jit_compile={_JIT.value}, {os.cpu_count()} CPUs, tensorflow {tf.__version__}, keras {keras.__version__}",
         flush=True,
     )
-    for name, (train_step, predict_step) in steps.items():  # trace and warm up, not timed
-        images_per_second(train_step, (images, labels), 2, _BATCH.value)
-        images_per_second(predict_step, (images,), 2, _BATCH.value)
+
+    def measure(name: str, kind: str, steps_to_run: int) -> float:
+        train_step, predict_step = steps[name]
+        if kind == "train":
+            return images_per_second(train_step, (images, labels), steps_to_run, _BATCH.value)
+        return images_per_second(predict_step, (images,), steps_to_run, _BATCH.value)
+
+    kinds = [kind for kind in ("train", "infer") if kind in _MODES.value]
+    for name in steps:  # trace and warm up, not timed
+        for kind in kinds:
+            measure(name, kind, 2)
         print(f"warmed up {name}", flush=True)
-    rates = {(name, kind): [] for name in steps for kind in ("train", "infer")}
+    rates = {(name, kind): [] for name in steps for kind in kinds}
     for round_index in range(_ROUNDS.value):
         order = list(steps) if round_index % 2 == 0 else list(reversed(steps))
         for name in order:
-            train_step, predict_step = steps[name]
-            rates[(name, "train")].append(images_per_second(train_step, (images, labels), _STEPS.value, _BATCH.value))
-            rates[(name, "infer")].append(images_per_second(predict_step, (images,), _STEPS.value, _BATCH.value))
+            for kind in kinds:
+                rates[(name, kind)].append(measure(name, kind, _STEPS.value))
         print(
             f"round {round_index + 1}: "
             + ", ".join(f"{name} {kind} {values[-1]:.1f} img/s" for (name, kind), values in rates.items()),
             flush=True,
         )
-    for kind in ("train", "infer"):
+    for kind in kinds:
         ours_rate = statistics.median(rates[("ours", kind)])
         keras_rate = statistics.median(rates[("keras", kind)])
         label = "training step" if kind == "train" else "inference"
