@@ -309,11 +309,15 @@ class EMA:
             average.assign(live)
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Trains (or resumes) a run and exports its EMA model; returns final metrics."""
+def train(config: TrainConfig, data: Data | None = None) -> dict[str, Any]:
+    """Trains (or resumes) a run and exports its EMA model; returns final metrics.
+
+    `data` is `open_data(config)` when the caller has already opened the
+    sources to check them (opening a large image folder lists every file).
+    """
     config.validate()
     check_resumable(config.model_dir, config)
-    data = open_data(config)
+    data = data or open_data(config)
     fileio.check_writable_dir(config.model_dir, "--model_dir")
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -17,8 +17,7 @@ from __future__ import annotations
 from absl import flags
 
 from efficientnet import cli, export, scaling, train_flags
-from efficientnet.datasets import open_source
-from efficientnet.training import TrainConfig, train
+from efficientnet.training import TrainConfig, open_data, train
 
 # Student defaults: noise on (REFERENCE.md §4: RandAugment N=2, small M for
 # small models; dropout and stochastic depth keep the model's defaults).
@@ -36,12 +35,11 @@ _FINETUNE_RESOLUTION = flags.DEFINE_integer(
 )
 
 
-def check_teacher(student: TrainConfig, teacher_path: str, *, allow_smaller: bool = False) -> None:
-    """The teacher must predict the student's classes, and the student must be
-    at least the teacher's size (Xie et al. 2020, §2) unless allowed."""
+def check_teacher(student: TrainConfig, teacher_path: str, num_classes: int, *, allow_smaller: bool = False) -> None:
+    """The teacher must predict the student's `num_classes`, and the student
+    must be at least the teacher's size (Xie et al. 2020, §2) unless allowed."""
     teacher = export.model_config_of(export.load_metadata(teacher_path))
-    num_classes = student.num_classes or open_source(student.dataset, data_dir=student.data_dir).num_classes
-    if num_classes not in (None, teacher.num_classes):
+    if num_classes != teacher.num_classes:
         raise ValueError(
             f"the teacher {teacher_path} predicts {teacher.num_classes} classes "
             f"but --dataset {student.dataset!r} has {num_classes}"
@@ -67,9 +65,10 @@ def main(argv):
     config.validate()
     if config.unlabeled_dataset is None:
         raise ValueError("--unlabeled_dataset is required (the pseudo-labeled records of pseudolabel.run)")
+    data = open_data(config)  # once: the check and the run share the opened sources
     if _TEACHER.value:
-        check_teacher(config, _TEACHER.value, allow_smaller=_ALLOW_SMALLER.value)
-    train(config)
+        check_teacher(config, _TEACHER.value, data.num_classes, allow_smaller=_ALLOW_SMALLER.value)
+    train(config, data)
     if _FINETUNE_STEPS.value:
         train(config.finetune(_FINETUNE_STEPS.value, _FINETUNE_RESOLUTION.value))
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from efficientnet import export, scaling
 from efficientnet.model import build_from_config
+from pseudolabel import records
 
 RUN = "{run}"  # each case's own output directory: the cases run concurrently
 TRAIN_FLAGS = [*TINY_FLAGS, "--batch_size=4", "--train_steps=3", "--warmup_epochs=0", "--log_every_steps=1"]
@@ -64,6 +65,8 @@ def inputs(tmp_path_factory, teacher):
     (root / "undecodable" / "a" / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (root / "no_images" / "a").mkdir(parents=True)
     (root / "empty.tfrecord").write_bytes(b"")
+    with tf.io.TFRecordWriter(str(root / "pseudo.tfrecord")) as writer:  # one valid pseudo-label record
+        writer.write(records.encode_record(tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy(), np.full(10, 0.1)))
     (root / "a_file").write_text("a file where a directory is needed")
     (root / "corrupt_run").mkdir()
     (root / "corrupt_run" / "rounds.json").write_text('{"steps": {"round0/teacher": {"status": "do')
@@ -87,7 +90,7 @@ def cases(root, teacher) -> list[Case]:
         *TRAIN_FLAGS,
         "--dataset=digits",
         "--unlabel_ratio=1",
-        f"--unlabeled_dataset=tfrecord:{root}/empty.tfrecord",
+        f"--unlabeled_dataset=tfrecord:{root}/pseudo.tfrecord",
     ]
     label = ["pseudolabel.run", "--input=digits", "--split=unlabeled"]
     return [
@@ -96,21 +99,21 @@ def cases(root, teacher) -> list[Case]:
             [*train, f"--dataset=folder:{root}/nowhere"],
             "does not exist",
             (f"image folder '{root}/nowhere'",),
-            True,
+            writes_nothing=True,
         ),
         Case(
             "missing dataset (tfrecord pattern matching no file)",
             [*train, f"--dataset=tfrecord:{root}/none-*"],
             "no files match tfrecord pattern",
             (f"'{root}/none-*'",),
-            True,
+            writes_nothing=True,
         ),
         Case(
             "unknown TFDS dataset",
             [*train, "--dataset=tfds:no_such_dataset"],
             "unknown TFDS dataset",
             ("'no_such_dataset'",),
-            True,
+            writes_nothing=True,
         ),
         Case(
             "empty dataset (tfrecord files without records)",
@@ -147,7 +150,7 @@ def cases(root, teacher) -> list[Case]:
             [*student, f"--teacher={teacher}", "--width=0.1"],
             "the student is smaller than its teacher",
             ("(width 0.1 < 0.25); pass --allow_smaller_student",),
-            True,
+            writes_nothing=True,
         ),
         Case(
             "unknown model name",
