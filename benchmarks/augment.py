@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from efficientnet.cli import run  # noqa: E402
-from efficientnet.randaugment import RandAugment  # noqa: E402
+from efficientnet.data.randaugment import RandAugment  # noqa: E402
+from efficientnet.util.cli import run  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 32, "Images per batch for both pipelines.")

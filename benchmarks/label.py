@@ -51,8 +51,8 @@ import tensorflow as tf  # noqa: E402
 from absl import flags, logging  # noqa: E402
 
 import efficientnet  # noqa: E402
-from efficientnet import export  # noqa: E402
-from efficientnet.cli import run  # noqa: E402
+from efficientnet.model import export  # noqa: E402
+from efficientnet.util.cli import run  # noqa: E402
 from pseudolabel.inference import Teacher  # noqa: E402
 from pseudolabel.pipeline import LabelingConfig, run_labeling  # noqa: E402
 from pseudolabel.targets import soft_probabilities  # noqa: E402

@@ -26,7 +26,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from efficientnet import build_model, cli  # noqa: E402
+from efficientnet import build_model  # noqa: E402
+from efficientnet.util import cli  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", "b0", "Size b0 … b7 (keras.applications has no b8/l2).")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Batch size.")

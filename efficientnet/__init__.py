@@ -1,23 +1,35 @@
 """EfficientNet B0–B8 and L2 for the Noisy Student pipeline.
 
-Public entry points: `build_model`, `model_config`, `MODEL_SIZES`,
-`round_filters`, `round_repeats`, `load_keras_applications_weights`,
-`count_multiply_adds`.
+The package is layered; each layer imports only the ones above it in this list:
+
+  efficientnet.util   plumbing: name registries, atomic file I/O, CLI error handling, console
+  efficientnet.data   dataset sources, crops, RandAugment, tf.data input pipelines
+  efficientnet.model  compound scaling, the network, exports and inference on them
+  efficientnet.train  the one training loop that teacher and student configure
+
+Public entry points (imported lazily, so that `import efficientnet.util.…` does
+not pull in TensorFlow): `build_model`, `build_from_config`, `model_config`,
+`MODEL_SIZES`, `ModelConfig`, `round_filters`, `round_repeats`,
+`load_keras_applications_weights`, `count_multiply_adds`.
 """
 
-from efficientnet.flops import count_multiply_adds
-from efficientnet.keras_weights import load_keras_applications_weights
-from efficientnet.model import build_from_config, build_model
-from efficientnet.scaling import MODEL_SIZES, ModelConfig, model_config, round_filters, round_repeats
+import importlib
 
-__all__ = [
-    "MODEL_SIZES",
-    "ModelConfig",
-    "build_from_config",
-    "build_model",
-    "count_multiply_adds",
-    "load_keras_applications_weights",
-    "model_config",
-    "round_filters",
-    "round_repeats",
-]
+_PUBLIC = {
+    "MODEL_SIZES": "efficientnet.model.scaling",
+    "ModelConfig": "efficientnet.model.scaling",
+    "model_config": "efficientnet.model.scaling",
+    "round_filters": "efficientnet.model.scaling",
+    "round_repeats": "efficientnet.model.scaling",
+    "build_model": "efficientnet.model.network",
+    "build_from_config": "efficientnet.model.network",
+    "count_multiply_adds": "efficientnet.model.flops",
+    "load_keras_applications_weights": "efficientnet.model.keras_weights",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'efficientnet' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 from absl import flags
 
-from efficientnet import cli, fileio
+from efficientnet.util import cli, fileio
 
 FLAGS = flags.FLAGS
 

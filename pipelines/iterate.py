@@ -24,8 +24,8 @@ from typing import Any
 import tensorflow as tf
 from absl import flags, logging
 
-from efficientnet import cli, fileio
-from efficientnet.training import TrainConfig
+from efficientnet.train.loop import TrainConfig
+from efficientnet.util import cli, fileio
 from pipelines import report
 
 MANIFEST = "rounds.json"

@@ -12,8 +12,8 @@ import io
 import os
 from typing import Any
 
-from efficientnet import fileio
-from efficientnet.evaluation import evaluate_export
+from efficientnet.model.evaluation import evaluate_export
+from efficientnet.util import fileio
 
 
 def _model_steps(steps: dict[str, Any], last_round: int) -> list[tuple[int, str, dict]]:

@@ -23,7 +23,7 @@ import sys
 
 from absl import flags
 
-from efficientnet import cli, fileio
+from efficientnet.util import cli, fileio
 from robustness import corruptions as corruption_library
 from robustness import metrics, report
 from robustness.corruption_report import corruption_report
@@ -38,7 +38,9 @@ _EXPORTS = flags.DEFINE_multi_string(
     "export", [], "An exported model, as NAME=PATH or PATH (named after its directory); repeat for several."
 )
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the reports go (local or gs://).")
-_DATASET = flags.DEFINE_string("dataset", "digits", "corruptions: the dataset source spec (efficientnet/datasets.py).")
+_DATASET = flags.DEFINE_string(
+    "dataset", "digits", "corruptions: the dataset source spec (efficientnet/data/datasets.py)."
+)
 _SPLIT = flags.DEFINE_string("split", "test", "corruptions: the split.")
 _BASELINE = flags.DEFINE_string(
     "baseline", None, "corruptions: export whose errors normalise CE; without it CE is the mean error."

@@ -24,8 +24,10 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.utils import shared
 
-from efficientnet import cli, export, preprocessing
-from efficientnet.datasets import decode_image
+from efficientnet.data import preprocessing
+from efficientnet.data.datasets import decode_image
+from efficientnet.model import export
+from efficientnet.util import cli
 from pseudolabel.sources import FAILED
 from pseudolabel.targets import soft_probabilities
 

@@ -40,8 +40,9 @@ from apache_beam.io.tfrecordio import WriteToTFRecord
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
-from efficientnet import export, fileio
-from efficientnet.datasets import digits_withheld_labels
+from efficientnet.data.datasets import digits_withheld_labels
+from efficientnet.model import export
+from efficientnet.util import fileio
 from pseudolabel import balance, commit, records, stats, targets
 from pseudolabel.inference import LabelBatchFn
 from pseudolabel.sources import FAILED, ReadImages, check_input

@@ -26,7 +26,7 @@ import sys
 
 from absl import flags
 
-from efficientnet import cli
+from efficientnet.util import cli
 from pseudolabel import balance, targets
 from pseudolabel.pipeline import DEFAULT_BATCH_SIZE, LabelingConfig, run_labeling
 

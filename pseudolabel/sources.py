@@ -1,6 +1,6 @@
 """Reading an unlabeled corpus into Beam as `(id, encoded image bytes)`.
 
-Any `efficientnet.datasets` spec works; each kind is read the way that scales
+Any `efficientnet.data.datasets` spec works; each kind is read the way that scales
 for it, and each gives every image an id that is unique within the corpus and
 the same on every rerun (the balancing step joins on it):
 
@@ -9,7 +9,7 @@ the same on every rerun (the balancing step joins on it):
                  so one huge file is not one worker's job. A range reader does
                  not know a record's position in its file, so the id is
                  `PATH#<sha256 of the record, 24 hex digits>` instead of the
-                 `PATH#INDEX` of `efficientnet.datasets`. Identical records in
+                 `PATH#INDEX` of `efficientnet.data.datasets`. Identical records in
                  one file share an id; they are the same image with the same
                  prediction, and the join writes one copy per selection, so
                  balancing stays exact. `image/encoded` is passed on untouched
@@ -17,7 +17,7 @@ the same on every rerun (the balancing step joins on it):
   folder:PATH    `fileio.MatchFiles` on `PATH/*/*` (the source's class-subfolder
                  layout; the folder names are ignored, the images are treated as
                  unlabeled), reshuffled so that reading is spread over workers;
-                 the id is the file path, as in `efficientnet.datasets`, and
+                 the id is the file path, as in `efficientnet.data.datasets`, and
                  the bytes are the file's.
   digits, tfds:NAME
                  iterated through `Source.examples(split)` in one DoFn: digits
@@ -42,7 +42,7 @@ import tensorflow as tf
 from apache_beam.io import fileio as beam_fileio
 from apache_beam.io.tfrecordio import ReadAllFromTFRecord
 
-from efficientnet.datasets import IMAGE_EXTENSIONS, open_source
+from efficientnet.data.datasets import IMAGE_EXTENSIONS, open_source
 
 FAILED = "failed"  # tag of the dead-letter output
 RECORD_HASH_DIGITS = 24  # 96 bits: collisions within one file are out of reach

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from efficientnet import fileio
-from efficientnet.datasets import open_source
+from efficientnet.data.datasets import open_source
+from efficientnet.util import fileio
 from robustness import corruptions as corruption_library
 from robustness import inference, metrics, report
 
@@ -63,7 +63,7 @@ def corruption_report(
 
     Args:
       export_paths: display name → export directory (e.g. one per round).
-      dataset, split: any dataset source spec (efficientnet/datasets.py) and split.
+      dataset, split: any dataset source spec (efficientnet/data/datasets.py) and split.
       baseline: export whose errors normalise CE (REFERENCE.md §5 uses AlexNet on ImageNet);
         None for unnormalised mean errors.
       severities, corruptions: what to evaluate (names from `corruptions.CORRUPTIONS`).

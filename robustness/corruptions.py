@@ -62,7 +62,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from efficientnet.registry import Registry
+from efficientnet.util.registry import Registry
 from robustness.metrics import BENCHMARK_CORRUPTIONS, SEVERITIES
 
 # The benchmark's image side; lengths in pixels are defined at this size.

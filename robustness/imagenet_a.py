@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from efficientnet.datasets import open_source
+from efficientnet.data.datasets import open_source
 from robustness import inference, metrics
 
 # The 200 ImageNet-A classes as indices into the 1000 ImageNet classes, ascending:

@@ -19,7 +19,7 @@ from typing import Any
 
 from absl import logging
 
-from efficientnet.datasets import open_source
+from efficientnet.data.datasets import open_source
 from robustness import inference, metrics
 
 CLEAN_DATASET = "tfds:imagenet2012"

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from efficientnet import fileio
+from efficientnet.util import fileio
 from robustness import inference, metrics
 
 BASELINE = "baseline"

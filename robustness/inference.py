@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from efficientnet import export, preprocessing
+from efficientnet.data import preprocessing
+from efficientnet.model import export
 
 View = Callable[[tf.Tensor, int], tf.Tensor]
 

@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any
 
-from efficientnet import fileio
+from efficientnet.util import fileio
 from robustness import metrics
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from efficientnet import cli, export, scaling, train_flags
-from efficientnet.training import TrainConfig, open_data, train
+from efficientnet.model import export, scaling
+from efficientnet.train import config_flags
+from efficientnet.train.loop import TrainConfig, open_data, train
+from efficientnet.util import cli
 
 # Student defaults: noise on (REFERENCE.md §4: RandAugment N=2, small M for
 # small models; dropout and stochastic depth keep the model's defaults).
-train_flags.define_flags(defaults={"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unlabel_ratio": 3.0})
+config_flags.define_flags(defaults={"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unlabel_ratio": 3.0})
 _TEACHER = flags.DEFINE_string(
     "teacher", None, "The teacher's export (or model_dir), to check the student's size and classes."
 )
@@ -59,7 +61,7 @@ def check_teacher(student: TrainConfig, teacher_path: str, num_classes: int, *, 
 
 def main(argv):
     del argv
-    config = train_flags.config_from_flags()
+    config = config_flags.config_from_flags()
     if _NO_NOISE.value:
         config = config.without_noise()
     config.validate()

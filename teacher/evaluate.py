@@ -11,8 +11,8 @@ import json
 
 from absl import flags
 
-from efficientnet import cli
-from efficientnet.evaluation import evaluate_export
+from efficientnet.model.evaluation import evaluate_export
+from efficientnet.util import cli
 
 _MODEL = flags.DEFINE_string("model", None, "Export directory (or a model_dir holding export/).", required=True)
 _DATASET = flags.DEFINE_string("dataset", "digits", "digits, tfds:NAME, tfrecord:GLOB or folder:PATH.")

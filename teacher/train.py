@@ -14,15 +14,16 @@ The EMA model is exported to MODEL_DIR/export/{model.keras,model.json}.
 
 from __future__ import annotations
 
-from efficientnet import cli, train_flags
-from efficientnet.training import train
+from efficientnet.train import config_flags
+from efficientnet.train.loop import train
+from efficientnet.util import cli
 
-train_flags.define_flags(exclude=train_flags.STUDENT_ONLY)
+config_flags.define_flags(exclude=config_flags.STUDENT_ONLY)
 
 
 def main(argv):
     del argv
-    config = train_flags.config_from_flags(exclude=train_flags.STUDENT_ONLY)
+    config = config_flags.config_from_flags(exclude=config_flags.STUDENT_ONLY)
     train(config)
 
 

@@ -8,7 +8,7 @@ def teacher(tmp_path_factory):
     """A tiny digits teacher's export directory (~20 s). Adam at a high rate:
     40 steps get it to ~35% test accuracy, so its predictions spread over
     several classes."""
-    from efficientnet.training import TrainConfig, train
+    from efficientnet.train.loop import TrainConfig, train
 
     model_dir = tmp_path_factory.mktemp("teacher")
     train(

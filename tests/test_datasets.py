@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from sklearn.datasets import load_digits
 
-from efficientnet.datasets import UNKNOWN_LABEL, digits_split_indices, digits_withheld_labels, open_source
-from efficientnet.registry import UnknownNameError
+from efficientnet.data.datasets import UNKNOWN_LABEL, digits_split_indices, digits_withheld_labels, open_source
+from efficientnet.util.registry import UnknownNameError
 
 
 def collect(dataset):

@@ -1,6 +1,6 @@
 import keras
 
-from efficientnet.flops import count_multiply_adds, layer_multiply_adds
+from efficientnet.model.flops import count_multiply_adds, layer_multiply_adds
 
 
 def test_hand_computed_multiply_adds():

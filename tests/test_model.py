@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from efficientnet import build_model, count_multiply_adds
-from efficientnet.layers import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, FusedBatchNormalization, StochasticDepth
+from efficientnet.model.layers import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, FusedBatchNormalization, StochasticDepth
 
 # REFERENCE.md §1: (trainable, total with BN moving statistics), 1000 classes.
 PUBLISHED_PARAMETERS = {

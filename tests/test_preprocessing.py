@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientnet import preprocessing
-from efficientnet.datasets import open_source
-from efficientnet.input_pipeline import eval_dataset, train_dataset
+from efficientnet.data import preprocessing
+from efficientnet.data.datasets import open_source
+from efficientnet.data.input_pipeline import eval_dataset, train_dataset
 
 
 def ramp_image(height, width):

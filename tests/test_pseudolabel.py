@@ -16,8 +16,8 @@ import tensorflow as tf
 from absl import flags
 from sklearn.datasets import load_digits
 
-from efficientnet.datasets import open_source
-from efficientnet.input_pipeline import train_dataset
+from efficientnet.data.datasets import open_source
+from efficientnet.data.input_pipeline import train_dataset
 from pseudolabel import balance, commit, records, stats, targets
 from pseudolabel.inference import Teacher
 from pseudolabel.pipeline import LabelingConfig, run_labeling

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientnet import randaugment
-from efficientnet.randaugment import DEFAULT_OPS, OPS, AugmentParams, RandAugment, cutout_at, random_sign
-from efficientnet.registry import UnknownNameError
+from efficientnet.data import randaugment
+from efficientnet.data.randaugment import DEFAULT_OPS, OPS, AugmentParams, RandAugment, cutout_at, random_sign
+from efficientnet.util.registry import UnknownNameError
 
 # Stateless seeds whose random sign we pinned down (checked in
 # test_pinned_seeds_have_the_expected_signs, so the geometric tests below

@@ -1,6 +1,6 @@
 import pytest
 
-from efficientnet.registry import Registry, UnknownNameError
+from efficientnet.util.registry import Registry, UnknownNameError
 
 
 def test_register_and_get():

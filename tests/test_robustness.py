@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from efficientnet import build_model, export, model_config
+from efficientnet import build_model, model_config
+from efficientnet.model import export
 from robustness import metrics, report
 from robustness.corruption_report import corruption_report, corruption_section
 from robustness.imagenet_a import imagenet_a_report

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from efficientnet.registry import UnknownNameError
+from efficientnet.util.registry import UnknownNameError
 from robustness import corruptions
 from robustness.metrics import BENCHMARK_CORRUPTIONS, SEVERITIES
 

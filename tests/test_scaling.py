@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from efficientnet import scaling
-from efficientnet.registry import UnknownNameError
+from efficientnet.model import scaling
+from efficientnet.util.registry import UnknownNameError
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientnet import losses
-from efficientnet.schedules import LearningRateSchedule, ScheduleConfig, ema_decay, learning_rate
+from efficientnet.train import losses
+from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig, ema_decay, learning_rate
 
 REFERENCE = ScheduleConfig(base_learning_rate=0.016, batch_size=4096, steps_per_epoch=100, total_steps=35000)
 

@@ -1,4 +1,4 @@
-"""`python -m efficientnet.summary` as a user runs it, in a real process."""
+"""`python -m efficientnet.model.summary` as a user runs it, in a real process."""
 
 import subprocess
 import sys
@@ -9,7 +9,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_summary(*flags):
     return subprocess.run(
-        [sys.executable, "-m", "efficientnet.summary", *flags], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "efficientnet.model.summary", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -11,10 +11,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from efficientnet import build_model, export, scaling
-from efficientnet.datasets import open_source
-from efficientnet.evaluation import evaluate
-from efficientnet.training import EMA, TrainConfig, check_resumable, initialize_from, train
+from efficientnet import build_model
+from efficientnet.data.datasets import open_source
+from efficientnet.model import export, scaling
+from efficientnet.model.evaluation import evaluate
+from efficientnet.train.loop import EMA, TrainConfig, check_resumable, initialize_from, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)

@@ -19,8 +19,8 @@ import tensorflow as tf
 from faultlib import ROOT, TINY_FLAGS, assert_user_error, cli, run
 from PIL import Image
 
-from efficientnet import export, scaling
-from efficientnet.model import build_from_config
+from efficientnet.model import export, scaling
+from efficientnet.model.network import build_from_config
 from pseudolabel import records
 
 RUN = "{run}"  # each case's own output directory: the cases run concurrently

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from faultlib import ROOT, TINY_FLAGS, assert_same_weights, cli, kill_when, latest_checkpoint_step, run, start
 
-from efficientnet import export
+from efficientnet.model import export
 from pseudolabel import records
 from pseudolabel.pipeline import LabelingConfig, run_labeling
 

@@ -1,7 +1,7 @@
 """Print what compound scaling made of a model size.
 
-  python -m efficientnet.summary --model=efficientnet-b3
-  python -m efficientnet.summary --model=efficientnet-b0 --width=0.25 --depth=0.25 \
+  python -m efficientnet.model.summary --model=efficientnet-b3
+  python -m efficientnet.model.summary --model=efficientnet-b0 --width=0.25 --depth=0.25 \
       --resolution=32 --small_images --num_classes=10
 
 Shows width, depth, resolution, the scaled filters and repeats per stage, the
@@ -15,9 +15,10 @@ import itertools
 import numpy as np
 from absl import flags
 
-from efficientnet import cli, scaling
-from efficientnet.flops import count_multiply_adds
-from efficientnet.model import build_from_config
+from efficientnet.model import scaling
+from efficientnet.model.flops import count_multiply_adds
+from efficientnet.model.network import build_from_config
+from efficientnet.util import cli
 
 _MODEL = flags.DEFINE_string("model", "efficientnet-b0", f"One of: {', '.join(scaling.MODEL_SIZES.names())}.")
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000, "Classifier size.")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from efficientnet.registry import Registry
+from efficientnet.util.registry import Registry
 
 UNKNOWN_LABEL = -1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")

@@ -3,7 +3,7 @@
 The network follows the reference TPU implementation (Tan & Le 2019;
 tensorflow/tpu models/official/efficientnet) layer for layer, so parameter
 counts equal the published ones (REFERENCE.md §1) and keras.applications
-weights load one-to-one (`efficientnet.keras_weights`).
+weights load one-to-one (`efficientnet.model.keras_weights`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import keras
 
-from efficientnet import scaling
-from efficientnet.layers import FusedBatchNormalization, StochasticDepth, imagenet_normalization
+from efficientnet.model import scaling
+from efficientnet.model.layers import FusedBatchNormalization, StochasticDepth, imagenet_normalization
 
 # He-normal on fan-out for convolutions and uniform ±1/sqrt(fan_out) for the
 # classifier, as in the reference's conv_kernel_initializer and

@@ -16,9 +16,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from efficientnet import fileio, preprocessing
-from efficientnet import layers as _layers  # noqa: F401  (registers custom layers for loading)
-from efficientnet.scaling import ModelConfig
+from efficientnet.data import preprocessing
+from efficientnet.model import layers as _layers  # noqa: F401  (registers custom layers for loading)
+from efficientnet.model.scaling import ModelConfig
+from efficientnet.util import fileio
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "model.json"

@@ -28,12 +28,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from efficientnet import export, fileio, input_pipeline, losses, preprocessing, randaugment, scaling
-from efficientnet.datasets import Source, open_source
-from efficientnet.distribute import make_strategy, set_precision
-from efficientnet.evaluation import evaluate
-from efficientnet.model import build_from_config
-from efficientnet.schedules import LearningRateSchedule, ScheduleConfig, ema_decay
+from efficientnet.data import input_pipeline, preprocessing, randaugment
+from efficientnet.data.datasets import Source, open_source
+from efficientnet.model import export, scaling
+from efficientnet.model.evaluation import evaluate
+from efficientnet.model.network import build_from_config
+from efficientnet.train import losses
+from efficientnet.train.distribute import make_strategy, set_precision
+from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig, ema_decay
+from efficientnet.util import fileio
 
 OPTIMIZERS = ("rmsprop", "sgd", "adam")
 LABEL_TYPES = ("soft", "hard")
@@ -142,8 +145,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Fails before any work, naming the flag, on invalid or contradictory settings."""
-        from efficientnet.distribute import PRECISIONS, STRATEGIES
-        from efficientnet.schedules import SCHEDULES
+        from efficientnet.train.distribute import PRECISIONS, STRATEGIES
+        from efficientnet.train.schedules import SCHEDULES
 
         checks = [
             (bool(self.model_dir), "--model_dir is required"),
@@ -518,7 +521,7 @@ def initialize_from(model: keras.Model, init_from: str, model_config: scaling.Mo
     on a new label set); any other shape mismatch is an error.
     """
     if init_from == "keras":
-        from efficientnet.keras_weights import load_keras_applications_weights
+        from efficientnet.model.keras_weights import load_keras_applications_weights
 
         variant = model_config.name.split("-")[-1].upper()
         application = getattr(keras.applications, f"EfficientNet{variant}", None)

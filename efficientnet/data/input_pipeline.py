@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from efficientnet import preprocessing
-from efficientnet.datasets import Source
+from efficientnet.data import preprocessing
+from efficientnet.data.datasets import Source
 
 # An augmentation maps (uint8 image, seed [2]) to a uint8 image, e.g. RandAugment.
 Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]

@@ -14,8 +14,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from absl import flags
 
-from efficientnet import fileio
-from efficientnet.training import TrainConfig
+from efficientnet.train.loop import TrainConfig
+from efficientnet.util import fileio
 
 HELP = {
     "model_dir": "Run directory (local or gs://): config.json, checkpoints/, train/ summaries, export/.",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from efficientnet import export, input_pipeline
-from efficientnet.datasets import Source, open_source
+from efficientnet.data import input_pipeline
+from efficientnet.data.datasets import Source, open_source
+from efficientnet.model import export
 
 
 def evaluate(model, source: Source, split: str | None, resolution: int, batch_size: int) -> dict[str, float]:

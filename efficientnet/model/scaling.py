@@ -8,7 +8,7 @@ rows rather than recomputing them from φ so that results and weights from the
 literature carry over exactly.
 
 Nothing in this module touches Keras: it turns a model name and overrides into
-a `ModelConfig` and a flat list of `BlockSpec`s that `efficientnet.model`
+a `ModelConfig` and a flat list of `BlockSpec`s that `efficientnet.model.network`
 turns into layers, so the arithmetic is testable by hand.
 """
 
@@ -18,7 +18,7 @@ import dataclasses
 import math
 from typing import Any
 
-from efficientnet.registry import Registry
+from efficientnet.util.registry import Registry
 
 # Compound-scaling coefficients found by grid search at φ=1 on B0
 # (Tan & Le 2019, §3.3). The size table below is what they produce after the

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from efficientnet.registry import Registry
+from efficientnet.util.registry import Registry
 
 # The magnitude scale of the reference: M = 10 is the nominal maximum and the
 # argument of every op is a linear function of M / 10 (REFERENCE.md §3).

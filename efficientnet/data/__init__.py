@@ -1,0 +1,1 @@
+"""Data: dataset sources, crops, RandAugment and the tf.data input pipelines."""

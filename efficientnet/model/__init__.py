@@ -1,0 +1,1 @@
+"""The network: compound scaling, EfficientNet layers, exports and inference on them."""

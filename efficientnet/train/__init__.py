@@ -1,0 +1,1 @@
+"""Training: the one loop, its config, losses, schedules, EMA and distribution."""

@@ -1,0 +1,1 @@
+"""Plumbing shared by every layer: registries, atomic file I/O, CLI errors, console."""
