@@ -2,7 +2,7 @@
 
 Both run the way they are meant to be used in an input pipeline: ours maps one
 uint8 image at a time (`num_parallel_calls=AUTOTUNE`) and then batches, since
-each image draws its own ops (REFERENCE.md §3); Keras's layer is mapped over
+each image draws its own ops (docs/randaugment.md); Keras's layer is mapped over
 whole batches, as it draws one op choice per batch. A warm-up pass (tracing,
 thread pools) is excluded, and the timed passes alternate between the two a
 few times so that drifts in machine load hit both; medians are reported.

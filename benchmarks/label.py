@@ -1,6 +1,6 @@
 """Images/s of the Beam labeling job against a bare predict loop, same images, same model, same run.
 
-Two configurations (REFERENCE.md §6 has the machine's reference speeds):
+Two configurations (docs/platform.md#this-machine has the machine's reference speeds):
   --config=tiny  2,000 32 px images, EfficientNet-B0 at width/depth 0.25, small_images
   --config=b0    224 px images, the full EfficientNet-B0 (random weights: speed only)
 

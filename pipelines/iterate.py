@@ -3,7 +3,7 @@
   python -m pipelines.iterate --round=2 --work_dir=runs/digits --config=configs/digits.json
 
 Round 0 trains the teacher; round k labels the unlabeled data with round
-k−1's model and trains student k (REFERENCE.md §4, step 5). Every step is the
+k−1's model and trains student k (docs/noisy_student.md#the-procedure, step 5). Every step is the
 project's own CLI run as a subprocess (exactly what a user would type; the
 command is recorded), and `rounds.json` records each step's command, inputs,
 outputs, settings and metrics. A step already recorded as done, with its output

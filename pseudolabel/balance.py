@@ -1,4 +1,6 @@
-"""Confidence filtering and per-class balancing of pseudo-labels (REFERENCE.md §4, step 3).
+"""Confidence filtering and per-class balancing of pseudo-labels (step 3 of the method).
+
+See docs/noisy_student.md#filtering-and-balancing.
 
 Noisy Student keeps an unlabeled image when the teacher's top-1 confidence is
 at least 0.3, then makes every predicted class hold exactly K images: the K
@@ -22,7 +24,7 @@ import heapq
 import math
 from collections.abc import Iterable, Sequence
 
-DEFAULT_CONFIDENCE_THRESHOLD = 0.3  # REFERENCE.md §4
+DEFAULT_CONFIDENCE_THRESHOLD = 0.3  # docs/noisy_student.md#filtering-and-balancing
 AUTO = "auto"
 
 
@@ -87,7 +89,7 @@ def auto_images_per_class(num_kept: int, num_classes: int) -> int:
     equalising the classes: nothing is thrown away on average, big classes
     give up their least confident images and small ones are duplicated. The
     paper's 130,000 for ImageNet is the same idea at JFT scale (about 130M
-    kept images over 1000 classes, REFERENCE.md §4). At least 1, so that a
+    kept images over 1000 classes, docs/noisy_student.md#filtering-and-balancing). At least 1, so that a
     tiny corpus still yields records.
     """
     if num_classes <= 0:

@@ -2,13 +2,13 @@
 
 Beam's RunInference would do, but its TensorFlow handler imports
 tensorflow_hub and loads with Keras's default (unsafe-capable) loader
-(REFERENCE.md §6); the project loads exports with `export.load_export` (safe
+(docs/platform.md#apache-beam); the project loads exports with `export.load_export` (safe
 mode, custom layers registered). So this is the equivalent DoFn:
 `beam.BatchElements` upstream, and a `Teacher` shared by all DoFn instances
 of a worker process through `apache_beam.utils.shared.Shared`, loaded once in
 `setup`, never per element or per bundle.
 
-The teacher is used un-noised, exactly as it is evaluated (REFERENCE.md §4):
+The teacher is used un-noised, exactly as it is evaluated (docs/noisy_student.md#the-procedure):
 `preprocessing.eval_image` at the resolution recorded in the export's
 `model.json` (never a flag), `training=False` (no dropout or stochastic
 depth, BN moving statistics), EMA weights (what the export holds). Each

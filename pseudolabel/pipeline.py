@@ -1,4 +1,4 @@
-"""The pseudo-labeling job (REFERENCE.md §4, steps 2–3) as one Beam pipeline.
+"""The pseudo-labeling job (docs/noisy_student.md#the-procedure, steps 2–3) as one Beam pipeline.
 
   read (id, bytes) ──► BatchElements ──► teacher ──► (id, bytes, probabilities)
                                         └─► dead letters (undecodable images)
@@ -48,7 +48,7 @@ from pseudolabel.inference import LabelBatchFn
 from pseudolabel.sources import FAILED, ReadImages, check_input
 
 # Without --runner, run in this process on the FnApiRunner: Beam's DirectRunner
-# would first try to download and start the Prism runner (REFERENCE.md §6).
+# would first try to download and start the Prism runner (docs/platform.md#apache-beam).
 LOCAL_PIPELINE_ARGS = ("--runner=FnApiRunner", "--direct_running_mode=in_memory")
 DEFAULT_BATCH_SIZE = 64
 SPILL_DIR = "spill"  # inside the temporary output directory; removed before the commit

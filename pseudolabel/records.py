@@ -1,6 +1,6 @@
 """The pseudo-label record and the files of a labeling output directory.
 
-Record (REFERENCE.md §4, reference format; `efficientnet.data.datasets` reads it
+Record (docs/noisy_student.md#record-formats, reference format; `efficientnet.data.datasets` reads it
 back as a `tfrecord:` source, recognising it by the `probabilities` feature):
   image/encoded  bytes      the image as read (original JPEG/PNG bytes), or PNG
                             for sources that only hold decoded pixels

@@ -4,8 +4,8 @@ Counts per predicted class before filtering, after filtering and after
 balancing; a histogram of top-1 confidence; how many images were dropped
 (below the threshold, beyond a class's K) and how many copies balancing
 added; dead letters; and, for the digits unlabeled split only, the accuracy of
-the pseudo-labels against the withheld true labels (REFERENCE.md §4 measures
-pseudo-label quality the same way). The true labels are a measurement, never
+the pseudo-labels against the withheld true labels (as docs/noisy_student.md#the-digits-protocol
+describes). The true labels are a measurement, never
 an input: they are looked up here and nowhere else.
 
 Accumulators are plain dicts of ints so that workers can merge them; the

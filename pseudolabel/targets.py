@@ -1,7 +1,7 @@
 """Teacher logits → the probabilities written into pseudo-label records.
 
 Noisy Student trains the student on soft targets softmax(logits / T) with
-T = 1 (REFERENCE.md §4); soft targets beat hard ones on out-of-domain
+T = 1 (docs/noisy_student.md#soft-and-hard-targets); soft targets beat hard ones on out-of-domain
 unlabeled data, hard (one-hot) ones are kept as an option for ablations.
 Filtering and balancing always use the soft confidence, whatever is written.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 LABEL_TYPES = ("soft", "hard")
-DEFAULT_TEMPERATURE = 1.0  # REFERENCE.md §4
+DEFAULT_TEMPERATURE = 1.0  # docs/noisy_student.md#soft-and-hard-targets
 
 
 def soft_probabilities(logits: np.ndarray, temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:

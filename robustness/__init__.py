@@ -1,4 +1,4 @@
-"""Robustness benchmarks as reported by Noisy Student (REFERENCE.md §5).
+"""Robustness benchmarks as reported by Noisy Student (docs/robustness.md).
 
   metrics            pure functions: CE, mCE, relative CE/mCE, flip probability, top-5
                      distance, FR/mFR/mT5D, calibration errors; AlexNet constants

@@ -13,7 +13,7 @@ corruption pass plus one forward pass per model, and any dataset size works. Wit
 `cache_dir`, corrupted chunks are stored as .npy files keyed by a hash of their clean pixels,
 corruption, severity and seed, so a later report (another round's model) skips corrupting.
 
-Scores (REFERENCE.md §5, robustness/metrics.py): the top-1 error per corruption and severity,
+Scores (docs/robustness.md, robustness/metrics.py): the top-1 error per corruption and severity,
 the clean error, and CE_c = Σ_s E(f, c, s) / Σ_s E(baseline, c, s) against a baseline model
 evaluated on the same corrupted images (`baseline=` export path); without a baseline, CE_c is
 the unnormalised mean error over severities, as the benchmark's code prints it. mCE is the
@@ -64,7 +64,7 @@ def corruption_report(
     Args:
       export_paths: display name → export directory (e.g. one per round).
       dataset, split: any dataset source spec (efficientnet/data/datasets.py) and split.
-      baseline: export whose errors normalise CE (REFERENCE.md §5 uses AlexNet on ImageNet);
+      baseline: export whose errors normalise CE (ImageNet-C uses AlexNet, docs/robustness.md);
         None for unnormalised mean errors.
       severities, corruptions: what to evaluate (names from `corruptions.CORRUPTIONS`).
       max_examples: the first N examples of the split only.

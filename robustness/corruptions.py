@@ -4,8 +4,8 @@ Every corruption is registered by its ImageNet-C name in `CORRUPTIONS` and has t
 `(images uint8 [N, H, W, 3], severity 1..5, rng: numpy Generator) -> uint8 [N, H, W, 3]`; the
 usual entry point is `corrupt(images, name, severity, seed)`. They follow the benchmark's
 `make_imagenet_c.py` (hendrycks/robustness, ImageNet-C/create_c) step by step with its
-per-severity parameters (`PARAMETERS`, REFERENCE.md §5), re-implemented here because the
-`imagecorruptions` package is broken on NumPy 2 (REFERENCE.md §6) and the original needs
+per-severity parameters (`PARAMETERS`, docs/robustness.md#built-in-corruptions), re-implemented here because the
+`imagecorruptions` package is broken on NumPy 2 (docs/platform.md#image-corruptions) and the original needs
 OpenCV, scikit-image and ImageMagick.
 
 Where in the pipeline. The benchmark corrupts 224 px centre crops (Resize 256, CenterCrop

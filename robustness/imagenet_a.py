@@ -1,4 +1,4 @@
-"""ImageNet-A: natural adversarial examples of 200 ImageNet classes (REFERENCE.md §5).
+"""ImageNet-A: natural adversarial examples of 200 ImageNet classes (docs/robustness.md#imagenet-a).
 
 A 1000-way classifier is scored the benchmark's way: its logits are restricted to the 200
 ImageNet-A classes and the prediction is the argmax among those (so it cannot lose to a

@@ -1,4 +1,4 @@
-"""ImageNet-C from TFDS, scored against AlexNet as in the benchmark (REFERENCE.md §5).
+"""ImageNet-C from TFDS, scored against AlexNet as in the benchmark (docs/robustness.md#imagenet-c).
 
 Data: `imagenet2012_corrupted/<corruption>_<severity>`, split `validation` (TFDS builds it
 from the ImageNet validation tarball, which has to be placed in TFDS's manual directory; the

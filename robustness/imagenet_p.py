@@ -1,4 +1,4 @@
-"""ImageNet-P: prediction stability along perturbation sequences (REFERENCE.md §5).
+"""ImageNet-P: prediction stability along perturbation sequences (docs/robustness.md#imagenet-p).
 
 ImageNet-P is not in TFDS. The benchmark distributes each sequence as an .mp4 of 224 px
 frames; convert them to NumPy (e.g. decode with ffmpeg or OpenCV once, elsewhere) and lay

@@ -1,7 +1,7 @@
 """Exports → logits for the robustness benchmarks.
 
 Every benchmark evaluates one or more exported models on the same images. A model's input
-config (resolution) comes from its export metadata (../shared/CONVENTIONS.md §3), and the
+config (resolution) comes from its export metadata, and the
 view of an image is one of two:
 
   eval_view   `preprocessing.eval_image`, the project's one eval crop, for datasets of

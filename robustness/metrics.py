@@ -4,7 +4,7 @@ Everything here is NumPy on plain numbers, so each formula is unit-tested agains
 hand-computed examples (tests/test_robustness_metrics.py). Errors are fractions in [0, 1];
 reports multiply by 100 the way the papers print them.
 
-ImageNet-C (Hendrycks & Dietterich, ICLR 2019; REFERENCE.md §5). For a model f, a
+ImageNet-C (Hendrycks & Dietterich, ICLR 2019; docs/robustness.md). For a model f, a
 corruption c and severities s = 1..5 with top-1 error E(f, c, s):
 
   CE_c          = Σ_s E(f, c, s) / Σ_s E(base, c, s)
@@ -29,7 +29,7 @@ import numpy as np
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
-# The 15 benchmark corruptions in the benchmark's order and groups (REFERENCE.md §5).
+# The 15 benchmark corruptions in the benchmark's order and groups (docs/robustness.md#imagenet-c).
 CORRUPTION_GROUPS = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
     "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
@@ -40,7 +40,7 @@ BENCHMARK_CORRUPTIONS = tuple(name for group in CORRUPTION_GROUPS.values() for n
 # Held-out corruptions of ImageNet-C, reported but never part of mCE.
 EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
-# AlexNet's top-1 error on ImageNet-C, averaged over severities 1–5 (REFERENCE.md §5; the
+# AlexNet's top-1 error on ImageNet-C, averaged over severities 1–5 (docs/robustness.md#imagenet-c; the
 # same numbers as ALEXNET_ERR in google-research/augmix imagenet.py, "taken from
 # https://github.com/hendrycks/robustness").
 ALEXNET_MEAN_ERRORS = {
@@ -65,7 +65,7 @@ ALEXNET_MEAN_ERRORS = {
 # prints 43.5. The benchmark repository itself does not hard-code it. Only relative CE uses it.
 ALEXNET_CLEAN_ERROR = 0.43478
 
-# ImageNet-P (REFERENCE.md §5): the noise sequences compare every frame with the first one,
+# ImageNet-P (docs/robustness.md#imagenet-p): the noise sequences compare every frame with the first one,
 # the others compare consecutive frames. The benchmark's test.py decides by "noise" in the
 # name, which also covers the extra speckle_noise.
 BENCHMARK_PERTURBATIONS = (
@@ -234,7 +234,7 @@ def flip_probability(predictions: Sequence[Sequence[int]], *, compare_with_first
     """FP over m sequences: the mean over sequences of the fraction of frames j = 2..n whose
     top-1 differs from frame j−1 (or from frame 1 for noise sequences).
 
-    With sequences of equal length this is (1 / (m(n−1))) Σ_i Σ_j 1[...] (REFERENCE.md §5);
+    With sequences of equal length this is (1 / (m(n−1))) Σ_i Σ_j 1[...] (docs/robustness.md#imagenet-p);
     like the benchmark's test.py it averages per sequence first when lengths differ.
     """
     per_sequence = []

@@ -54,7 +54,7 @@ def _corruption_markdown(result, heading) -> list[str]:
     if result["benchmark"] == "imagenet_c":
         title = "ImageNet-C"
         source = f"TFDS imagenet2012_corrupted, {result['split']} split"
-        definition = ratio + "AlexNet (its published errors, REFERENCE.md §5)"
+        definition = ratio + "AlexNet (its published errors, docs/robustness.md)"
     else:
         title = "Corruption robustness"
         count = next(iter(models.values()))["num_examples"]

@@ -1,4 +1,4 @@
-"""Train a noised student on labeled + pseudo-labeled data (REFERENCE.md §4).
+"""Train a noised student on labeled + pseudo-labeled data (docs/noisy_student.md#the-student-and-its-noise).
 
   python -m student.train --model_dir=runs/digits/student-1 --teacher=runs/digits/teacher \
       --dataset=digits --unlabeled_dataset='tfrecord:runs/digits/pseudo-1/pseudo-*' \
@@ -21,7 +21,7 @@ from efficientnet.train import config_flags
 from efficientnet.train.loop import TrainConfig, open_data, train
 from efficientnet.util import cli
 
-# Student defaults: noise on (REFERENCE.md §4: RandAugment N=2, small M for
+# Student defaults: noise on (docs/noisy_student.md#the-student-and-its-noise: RandAugment N=2, small M for
 # small models; dropout and stochastic depth keep the model's defaults).
 config_flags.define_flags(defaults={"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unlabel_ratio": 3.0})
 _TEACHER = flags.DEFINE_string(

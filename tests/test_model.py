@@ -8,7 +8,7 @@ import tensorflow as tf
 from efficientnet import build_model, count_multiply_adds
 from efficientnet.model.layers import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, FusedBatchNormalization, StochasticDepth
 
-# REFERENCE.md §1: (trainable, total with BN moving statistics), 1000 classes.
+# docs/efficientnet.md: (trainable, total with BN moving statistics), 1000 classes.
 PUBLISHED_PARAMETERS = {
     "efficientnet-b0": (5_288_548, 5_330_564),
     "efficientnet-b1": (7_794_184, 7_856_232),

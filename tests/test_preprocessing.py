@@ -1,4 +1,4 @@
-"""Crops (REFERENCE.md §2) eagerly and inside tf.data, and the pipelines built on them."""
+"""Crops (docs/training.md) eagerly and inside tf.data, and the pipelines built on them."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """RandAugment: every op against hand-computed pixels, and the per-image policy in tf.data.
 
-Expected values are worked out by hand from REFERENCE.md §3 (magnitude M on the
+Expected values are worked out by hand from docs/randaugment.md (magnitude M on the
 scale where 10 is the nominal maximum; enhancement factor M/10·1.8 + 0.1, so
 M=0 → 0.1, M=5 → 1.0, M=10 → 1.9; blends truncate to uint8).
 """

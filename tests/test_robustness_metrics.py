@@ -1,4 +1,4 @@
-"""The robustness formulas against hand-computed examples (REFERENCE.md §5)."""
+"""The robustness formulas against hand-computed examples (docs/robustness.md)."""
 
 import hashlib
 import math

@@ -1,4 +1,4 @@
-"""Scaling arithmetic checked against hand-computed values (REFERENCE.md §1)."""
+"""Scaling arithmetic checked against hand-computed values (docs/efficientnet.md)."""
 
 import json
 

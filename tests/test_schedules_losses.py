@@ -1,4 +1,4 @@
-"""Pure math of the training recipe, against hand-computed values (REFERENCE.md §2, §4)."""
+"""Pure math of the training recipe, against hand-computed values (docs/training.md, docs/noisy_student.md)."""
 
 import math
 

@@ -32,7 +32,7 @@ from efficientnet.util.registry import Registry
 UNKNOWN_LABEL = -1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
-# Feature keys of the two TFRecord formats (REFERENCE.md §4).
+# Feature keys of the two TFRecord formats (docs/noisy_student.md#record-formats).
 IMAGENET_FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64),

@@ -1,4 +1,4 @@
-"""Image crops for training and evaluation (REFERENCE.md §2).
+"""Image crops for training and evaluation (docs/training.md#preprocessing).
 
 Functions take one uint8 image [h, w, 3] of any size and return a float32
 [resolution, resolution, 3] image of raw pixel values in [0, 255]; models
@@ -7,7 +7,7 @@ seed of shape [2], so a pipeline is reproducible under a seed.
 
 `eval_image` is the one eval crop: evaluation, pseudo-labeling and export all
 call it, so a teacher sees the same pixels when it is evaluated and when it
-labels (../shared/CONVENTIONS.md, "one home per concept").
+labels.
 """
 
 from __future__ import annotations

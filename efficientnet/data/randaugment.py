@@ -1,4 +1,4 @@
-"""RandAugment on uint8 images with the reference semantics (REFERENCE.md §3).
+"""RandAugment on uint8 images with the reference semantics (docs/randaugment.md).
 
 Noisy Student's input noise is RandAugment as implemented in the reference TPU
 code (tensorflow/tpu models/official/efficientnet/autoaugment.py, itself a TF
@@ -6,7 +6,7 @@ port of the PIL operations of the AutoAugment paper): each of N layers picks
 one of 16 ops uniformly at random *per image* and always applies it at a fixed
 magnitude M. `keras.layers.RandAugment` is not a substitute: it has 11 ops,
 draws one op choice per batch, runs every op on every batch and uses another
-magnitude scale (REFERENCE.md §3).
+magnitude scale (docs/randaugment.md).
 
 Everything here works on a single image of shape [H, W, 3] (H and W may be
 unknown until run time), uint8 in and uint8 out, so the input pipeline maps it
@@ -38,15 +38,15 @@ import tensorflow as tf
 from efficientnet.util.registry import Registry
 
 # The magnitude scale of the reference: M = 10 is the nominal maximum and the
-# argument of every op is a linear function of M / 10 (REFERENCE.md §3).
+# argument of every op is a linear function of M / 10 (docs/randaugment.md).
 # Larger M extrapolates linearly; the paper trains L2 with M = 27.
 MAX_MAGNITUDE = 10.0
 
 # Pixels uncovered by geometric ops and the cutout square are mid-grey, the
-# reference's `replace_value = [128] * 3` (REFERENCE.md §3).
+# reference's `replace_value = [128] * 3` (docs/randaugment.md).
 FILL_VALUE = 128
 
-# Magnitude → argument at M = 10, REFERENCE.md §3.
+# Magnitude → argument at M = 10, docs/randaugment.md.
 MAX_ROTATE_DEGREES = 30.0
 MAX_SHEAR = 0.3
 MAX_POSTERIZE_BITS = 4
@@ -55,7 +55,7 @@ MAX_SOLARIZE_ADDITION = 110
 # The reference's solarize-add only brightens pixels below this value.
 SOLARIZE_ADD_THRESHOLD = 128
 # Enhancement factor = M / 10 · ENHANCE_SCALE + ENHANCE_OFFSET, so M = 5 is the
-# identity (factor 1.0) and M = 10 gives 1.9 (REFERENCE.md §3).
+# identity (factor 1.0) and M = 10 gives 1.9 (docs/randaugment.md).
 ENHANCE_SCALE = 1.8
 ENHANCE_OFFSET = 0.1
 # PIL's ImageFilter.SMOOTH kernel, which the Sharpness op blends away from.
@@ -73,10 +73,10 @@ class AugmentParams:
     """Image-size dependent constants shared by all ops.
 
     Args:
-      translate_max: Translation in pixels at M = 10 (REFERENCE.md §3: 100 px
+      translate_max: Translation in pixels at M = 10 (docs/randaugment.md: 100 px
         for ImageNet-sized images).
       cutout_max: Half-size of the cutout square in pixels at M = 10
-        (REFERENCE.md §3: 40 px).
+        (docs/randaugment.md: 40 px).
     """
 
     translate_max: float = DEFAULT_TRANSLATE_MAX
@@ -86,7 +86,7 @@ class AugmentParams:
 AugmentOp = Callable[[tf.Tensor, float, tf.Tensor, AugmentParams], tf.Tensor]
 OPS: Registry[AugmentOp] = Registry("augment op")
 
-# The op list in the reference's (and REFERENCE.md §3's) order. The order only
+# The op list in the reference's order. The order only
 # matters for which op a given seed selects, not for the distribution.
 DEFAULT_OPS: tuple[str, ...] = (
     "AutoContrast",
@@ -116,7 +116,7 @@ def enhance_factor(magnitude: float) -> float:
     """Color/Contrast/Brightness/Sharpness blend factor, M/10·1.8 + 0.1.
 
     The reference applies no random sign to this factor: below M = 5 the ops
-    degrade the image, above it they exaggerate (REFERENCE.md §3).
+    degrade the image, above it they exaggerate (docs/randaugment.md).
     """
     return _level(magnitude) * ENHANCE_SCALE + ENHANCE_OFFSET
 
@@ -161,7 +161,7 @@ def _projective_transform(image: tf.Tensor, transform: Sequence[tf.Tensor | floa
     `transform` is the 8-vector [a0, a1, a2, b0, b1, b2, c0, c1] of
     `ImageProjectiveTransformV3` (only affine maps here, c0 = c1 = 0).
     Nearest-neighbour sampling and a constant fill of 128 match the
-    reference's geometric ops on uint8 (REFERENCE.md §3).
+    reference's geometric ops on uint8 (docs/randaugment.md).
     """
     transform = tf.reshape(tf.stack([tf.cast(t, tf.float32) for t in transform]), [1, 8])
     transformed = tf.raw_ops.ImageProjectiveTransformV3(
@@ -423,8 +423,8 @@ def cutout_at(image: tf.Tensor, center_y, center_x, half_size) -> tf.Tensor:
 class RandAugment:
     """N layers, each applying one op chosen uniformly per image, at magnitude M.
 
-    Follows the reference's `distort_image_with_randaugment` (REFERENCE.md
-    §3): no per-op probability (the chosen op always runs), the same
+    Follows the reference's `distort_image_with_randaugment` (docs/randaugment.md):
+    no per-op probability (the chosen op always runs), the same
     magnitude for every op, random signs for geometric ops. Randomness is a
     pure function of `seed`, so results are reproducible and independent of
     how many parallel calls `tf.data` makes.
@@ -432,7 +432,7 @@ class RandAugment:
     Args:
       num_layers: N, the number of ops applied in sequence (reference: 2).
       magnitude: M on the scale where 10 is the nominal maximum; larger values
-        extrapolate (Noisy Student uses M = 27 for L2, REFERENCE.md §4).
+        extrapolate (Noisy Student uses M = 27 for L2, docs/noisy_student.md).
       translate_max: Translation in pixels at M = 10 (100 for ImageNet).
       cutout_max: Cutout half-size in pixels at M = 10 (40 for ImageNet).
       ops: Names of the ops to choose from (default: all 16, `DEFAULT_OPS`).

@@ -2,8 +2,7 @@
 
 The metadata carries the model's own input config (resolution, crop), so the
 labeling job and evaluators derive their preprocessing from the model instead
-of taking flags that could disagree with how it was trained
-(../shared/CONVENTIONS.md §3). `model.json` is written last: an export
+of taking flags that could disagree with how it was trained. `model.json` is written last: an export
 directory without it is incomplete and is refused.
 """
 
@@ -27,7 +26,7 @@ FORMAT_VERSION = 1
 
 
 def input_config(config: ModelConfig) -> dict[str, Any]:
-    """How to turn an image into this model's input (REFERENCE.md §2)."""
+    """How to turn an image into this model's input (docs/training.md#preprocessing)."""
     return {
         "resolution": config.resolution,
         "pixels": "raw RGB in [0, 255]; the model normalises with ImageNet mean/std",

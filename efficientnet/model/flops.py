@@ -1,7 +1,7 @@
 """Multiply-add counting for built Keras models.
 
 The EfficientNet paper reports FLOPs as multiply-adds of the convolutions and
-the classifier (B0: 0.39 B at 224 px, REFERENCE.md §1); element-wise work
+the classifier (B0: 0.39 B at 224 px, docs/efficientnet.md#multiply-adds-and-accuracy); element-wise work
 (batch norm, activations, squeeze-excite scaling, residual adds) is left out,
 as there. Counting from the built layers rather than from the stage table
 means the figure describes the model that actually runs, overrides included.

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-# ImageNet channel statistics on the [0, 255] scale (REFERENCE.md §2). The
+# ImageNet channel statistics on the [0, 255] scale (docs/efficientnet.md#input-convention). The
 # model normalises inside itself so an exported model takes raw pixels and
 # needs no outside preprocessing convention.
 IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)

@@ -2,7 +2,7 @@
 
 The network follows the reference TPU implementation (Tan & Le 2019;
 tensorflow/tpu models/official/efficientnet) layer for layer, so parameter
-counts equal the published ones (REFERENCE.md §1) and keras.applications
+counts equal the published ones (docs/efficientnet.md#parameter-counts) and keras.applications
 weights load one-to-one (`efficientnet.model.keras_weights`).
 """
 
@@ -35,7 +35,7 @@ def build_model(name: str, num_classes: int = 1000, **overrides: Any) -> keras.M
 
     The model takes raw RGB pixels in [0, 255] (any float dtype) of shape
     (batch, resolution, resolution, 3) and returns float32 logits (float32 even
-    under a mixed-precision policy, REFERENCE.md §2).
+    under a mixed-precision policy, docs/efficientnet.md#input-convention).
 
     Args:
       name: `efficientnet-b0` … `efficientnet-b8` or `efficientnet-l2`.
@@ -75,7 +75,7 @@ def build_from_config(config: scaling.ModelConfig) -> keras.Model:
 
 
 def mbconv(x, block: scaling.BlockSpec, config: scaling.ModelConfig):
-    """Mobile inverted bottleneck with squeeze-excite (REFERENCE.md §1).
+    """Mobile inverted bottleneck with squeeze-excite (docs/efficientnet.md#mbconv-block).
 
     expand 1x1 → depthwise k×k (carries the stride) → squeeze-excite →
     project 1x1 (linear) → stochastic depth + residual when shapes allow.

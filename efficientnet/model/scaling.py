@@ -1,7 +1,7 @@
 """EfficientNet compound scaling: the architecture as data plus pure functions.
 
 Every EfficientNet size is the B0 stage table (Tan & Le 2019, Table 1) scaled
-by a (width, depth, resolution, dropout) row (../shared/REFERENCE.md §1). The
+by a (width, depth, resolution, dropout) row (docs/efficientnet.md). The
 rows come from the compound rule depth = 1.2^φ, width = 1.1^φ,
 resolution = 1.15^φ, rounded by hand by the authors; we store the published
 rows rather than recomputing them from φ so that results and weights from the
@@ -30,7 +30,7 @@ GAMMA_RESOLUTION = 1.15
 
 @dataclasses.dataclass(frozen=True)
 class StageSpec:
-    """One row of the B0 stage table (REFERENCE.md §1)."""
+    """One row of the B0 stage table (docs/efficientnet.md#b0-stages)."""
 
     repeats: int
     kernel_size: int
@@ -41,7 +41,7 @@ class StageSpec:
     se_ratio: float = 0.25
 
 
-# EfficientNet-B0 stages (Tan & Le 2019, Table 1; REFERENCE.md §1).
+# EfficientNet-B0 stages (Tan & Le 2019, Table 1; docs/efficientnet.md#b0-stages).
 B0_STAGES: tuple[StageSpec, ...] = (
     StageSpec(repeats=1, kernel_size=3, strides=1, expand_ratio=1, input_filters=32, output_filters=16),
     StageSpec(repeats=2, kernel_size=3, strides=2, expand_ratio=6, input_filters=16, output_filters=24),
@@ -62,7 +62,7 @@ SMALL_IMAGE_UNSTRIDED_STAGES = (1,)
 
 @dataclasses.dataclass(frozen=True)
 class ModelSize:
-    """Per-size multipliers and defaults (REFERENCE.md §1 scaling table)."""
+    """Per-size multipliers and defaults (the table in docs/efficientnet.md#sizes)."""
 
     width: float
     depth: float
@@ -91,7 +91,7 @@ def round_filters(filters: int, width: float, divisor: int = 8) -> int:
     """Scales a channel count by `width`, rounded to a multiple of `divisor`.
 
     Rounds to the nearest multiple (never below `divisor`) and adds one more
-    `divisor` when rounding down lost more than 10% (REFERENCE.md §1): hardware
+    `divisor` when rounding down lost more than 10% (docs/efficientnet.md#rounding): hardware
     prefers multiples of 8, and the 10% guard keeps narrow layers from
     collapsing.
     """
@@ -103,7 +103,7 @@ def round_filters(filters: int, width: float, divisor: int = 8) -> int:
 
 
 def round_repeats(repeats: int, depth: float) -> int:
-    """Scales a stage's block count by `depth`, rounding up (REFERENCE.md §1)."""
+    """Scales a stage's block count by `depth`, rounding up (docs/efficientnet.md#rounding)."""
     return int(math.ceil(depth * repeats))
 
 
@@ -122,8 +122,9 @@ class ModelConfig:
     depth: float
     resolution: int
     dropout_rate: float
-    # Stochastic depth: the last block drops its branch with this rate
-    # (survival 0.8), earlier blocks linearly less (REFERENCE.md §1).
+    # Stochastic depth: block i of N drops its branch with rate
+    # drop_connect_rate·i/N, so the last one comes close to this rate
+    # (0.1875 in B0) and the first never drops (docs/efficientnet.md#stochastic-depth).
     drop_connect_rate: float = 0.2
     small_images: bool = False
     batch_norm_momentum: float = 0.99
@@ -214,7 +215,7 @@ def block_specs(config: ModelConfig) -> list[BlockSpec]:
     The first block of a stage carries the stride and the channel change; its
     repeats have stride 1 and equal input/output channels. Block i of N
     (0-based, over the whole network) gets stochastic-depth rate
-    drop_connect_rate·i/N (REFERENCE.md §1). The squeeze width is a quarter of
+    drop_connect_rate·i/N (docs/efficientnet.md#stochastic-depth). The squeeze width is a quarter of
     the *block input* channels, not of the expanded ones, as in the reference.
     """
     stages = []

@@ -2,7 +2,7 @@
 
 A teacher run is `train(TrainConfig(...))`. A student run is the same call
 with an unlabeled (pseudo-labeled) stream, an `unlabel_ratio` and noise
-switched on (../shared/CONVENTIONS.md §2): nothing here is teacher- or
+switched on: nothing here is teacher- or
 student-specific.
 
 Resume order, explicit: read `config.json` (refuse a model_dir holding a
@@ -50,7 +50,7 @@ RESUMABLE_DIFFERENCES = ("checkpoint_every_steps", "log_every_steps", "strategy"
 class TrainConfig:
     """Everything a training run needs; saved as `model_dir/config.json`.
 
-    Defaults are the reference ImageNet recipe (REFERENCE.md §2) except where
+    Defaults are the reference ImageNet recipe (docs/training.md) except where
     a comment says otherwise; the digits configs override sizes and lengths.
     """
 
@@ -76,7 +76,7 @@ class TrainConfig:
     batch_size: int = 256
     epochs: float = 350.0
     train_steps: int | None = None
-    # Optimisation (REFERENCE.md §2).
+    # Optimisation (docs/training.md#optimiser-and-learning-rate).
     optimizer: str = "rmsprop"
     base_learning_rate: float = 0.016  # per 256 labeled images
     lr_schedule: str = "exponential"
@@ -107,13 +107,16 @@ class TrainConfig:
     jit_compile: bool = False
 
     def without_noise(self) -> TrainConfig:
-        """The same run with every student noise off: the paper's ablation (REFERENCE.md §4)."""
+        """The same run with every student noise off: the paper's ablation.
+
+        See docs/noisy_student.md#what-the-papers-ablations-show.
+        """
         return dataclasses.replace(self, randaugment_layers=0, dropout_rate=0.0, drop_connect_rate=0.0)
 
     def finetune(self, steps: int, resolution: int | None = None) -> TrainConfig:
         """Labeled-only fine-tuning of this finished run, optionally at a larger resolution.
 
-        The paper's optional last step (REFERENCE.md §4, FixRes): the run's
+        The paper's optional last step (docs/noisy_student.md#fine-tuning-at-a-larger-resolution, FixRes): the run's
         export initialises a short run on the labeled data alone, without
         input noise; its export lands in MODEL_DIR/finetune/export.
         """
@@ -288,7 +291,7 @@ def check_resumable(model_dir: str, config: TrainConfig) -> None:
 
 
 class EMA:
-    """Exponential moving average of the weights and BN statistics (REFERENCE.md §2)."""
+    """Exponential moving average of the weights and BN statistics (docs/training.md#ema)."""
 
     def __init__(self, variables: list[tf.Variable], decay: float):
         self.variables = variables

@@ -1,4 +1,4 @@
-"""The Noisy Student loss, returned as named parts (REFERENCE.md §4).
+"""The Noisy Student loss, returned as named parts (docs/noisy_student.md#the-student-and-its-noise).
 
 loss = CE(labeled, label smoothing) + unlabel_ratio · CE(pseudo-label targets)
        + weight_decay · Σ ||v||² / 2 over non-BatchNorm variables.

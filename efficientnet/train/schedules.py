@@ -1,4 +1,4 @@
-"""Learning-rate schedules and EMA decay as pure functions (REFERENCE.md §2).
+"""Learning-rate schedules and EMA decay as pure functions (docs/training.md#optimiser-and-learning-rate).
 
 The reference recipe scales the learning rate linearly with the batch
 (0.016 per 256 images, so 0.256 at batch 4096), warms up linearly for 5 epochs

@@ -3,8 +3,7 @@
 Every pluggable concept in the project (a model size, a dataset source, a
 RandAugment op, a corruption, an evaluator) is looked up by a string that a
 user types on the command line or in a config. One small class gives all of
-them the same guarantees (../shared/CONVENTIONS.md, "Registries keyed by
-name"): registering a name twice is a bug and fails loudly, and an unknown name
+them the same guarantees: registering a name twice is a bug and fails loudly, and an unknown name
 fails with the list of valid ones so the user can fix the typo.
 """
 
