@@ -24,7 +24,7 @@ from typing import Any
 import tensorflow as tf
 from absl import flags, logging
 
-from efficientnet.train.loop import TrainConfig
+from efficientnet.train.config import TrainConfig
 from efficientnet.util import cli, fileio
 from pipelines import report
 

@@ -40,10 +40,11 @@ from apache_beam.io.tfrecordio import WriteToTFRecord
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
+from efficientnet.data import records
 from efficientnet.data.datasets import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
-from pseudolabel import balance, commit, records, stats, targets
+from pseudolabel import balance, commit, outputs, stats, targets
 from pseudolabel.inference import LabelBatchFn
 from pseudolabel.sources import FAILED, ReadImages, check_input
 
@@ -75,8 +76,7 @@ class LabelingConfig:
         if not 0.0 <= self.confidence_threshold <= 1.0:
             raise ValueError(f"--confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
         self.images_per_class = balance.parse_images_per_class(self.images_per_class)
-        if self.label_type not in targets.LABEL_TYPES:
-            raise ValueError(f"--label_type must be one of {list(targets.LABEL_TYPES)}, got {self.label_type!r}")
+        records.check_label_type(self.label_type)
         if not self.temperature > 0:
             raise ValueError(f"--temperature must be > 0, got {self.temperature}")
         if self.num_shards < 0:
@@ -128,7 +128,7 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
         logging.warning("removed the leftovers of an interrupted run: %s", leftover)
     work_dir = commit.temporary_dir(config.output_dir)
     try:
-        fileio.write_json(os.path.join(work_dir, records.CONFIG_FILE), dataclasses.asdict(config) | settings)
+        fileio.write_json(os.path.join(work_dir, outputs.CONFIG_FILE), dataclasses.asdict(config) | settings)
         tf.io.gfile.makedirs(os.path.join(work_dir, SPILL_DIR))
         with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
             build_pipeline(pipeline, config, work_dir=work_dir, settings=settings, truth=truth)
@@ -137,7 +137,7 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     except BaseException:
         commit.discard(work_dir)
         raise
-    return fileio.read_json(os.path.join(config.output_dir, records.STATS_FILE))
+    return fileio.read_json(os.path.join(config.output_dir, outputs.STATS_FILE))
 
 
 def build_pipeline(
@@ -200,10 +200,10 @@ def build_pipeline(
         serialized
         | "WriteRecords"
         >> WriteToTFRecord(
-            os.path.join(work_dir, records.RECORD_PREFIX),
-            file_name_suffix=records.RECORD_SUFFIX,
+            os.path.join(work_dir, outputs.RECORD_PREFIX),
+            file_name_suffix=outputs.RECORD_SUFFIX,
             num_shards=config.num_shards,
-            shard_name_template=records.SHARD_TEMPLATE,
+            shard_name_template=outputs.SHARD_TEMPLATE,
         )
     )
     (
@@ -211,8 +211,8 @@ def build_pipeline(
         | "FailureLines" >> beam.Map(lambda failure: json.dumps(failure, sort_keys=True))
         | "WriteFailures"
         >> beam.io.WriteToText(
-            os.path.join(work_dir, records.FAILURES_PREFIX),
-            file_name_suffix=records.FAILURES_SUFFIX,
+            os.path.join(work_dir, outputs.FAILURES_PREFIX),
+            file_name_suffix=outputs.FAILURES_SUFFIX,
             num_shards=1,
             shard_name_template="",
         )
@@ -224,7 +224,7 @@ def build_pipeline(
         | "WriteStats"
         >> beam.Map(
             _write_stats,
-            path=os.path.join(work_dir, records.STATS_FILE),
+            path=os.path.join(work_dir, outputs.STATS_FILE),
             settings=settings,
             before=beam.pvalue.AsSingleton(before),
             after_filtering=beam.pvalue.AsSingleton(after),
@@ -258,7 +258,7 @@ def _select_class(label_and_candidates, k: int):
 
 def _serialize(record, label_type: str) -> bytes:
     _, encoded, probabilities = record
-    return records.encode_record(encoded, targets.written_probabilities(probabilities, label_type))
+    return records.encode_pseudo_label(encoded, targets.written_probabilities(probabilities, label_type))
 
 
 class SpillRecordsFn(beam.DoFn):

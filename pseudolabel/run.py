@@ -26,6 +26,7 @@ import sys
 
 from absl import flags
 
+from efficientnet.data import records
 from efficientnet.util import cli
 from pseudolabel import balance, targets
 from pseudolabel.pipeline import DEFAULT_BATCH_SIZE, LabelingConfig, run_labeling
@@ -44,7 +45,7 @@ flags.DEFINE_float(
 flags.DEFINE_string(
     "images_per_class", balance.AUTO, "K records per predicted class; 'auto' = kept/classes; 0 = no balancing."
 )
-flags.DEFINE_enum("label_type", "soft", list(targets.LABEL_TYPES), "Soft probabilities or one-hot.")
+flags.DEFINE_enum("label_type", "soft", list(records.LABEL_TYPES), "Soft probabilities or one-hot.")
 flags.DEFINE_float("temperature", targets.DEFAULT_TEMPERATURE, "Soft labels are softmax(logits / temperature).")
 flags.DEFINE_integer(
     "num_shards", 0, "Output files; 0 lets the runner decide (one per bundle, no shuffle of the records)."

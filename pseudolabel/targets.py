@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-LABEL_TYPES = ("soft", "hard")
+from efficientnet.data import records
+
 DEFAULT_TEMPERATURE = 1.0  # docs/noisy_student.md#soft-and-hard-targets
 
 
@@ -38,8 +39,7 @@ def hard_probabilities(probabilities: np.ndarray) -> np.ndarray:
 
 def written_probabilities(probabilities: np.ndarray, label_type: str) -> np.ndarray:
     """What a record's `probabilities` feature holds for `--label_type`."""
-    if label_type == "soft":
-        return np.asarray(probabilities, np.float32)
+    records.check_label_type(label_type)
     if label_type == "hard":
         return hard_probabilities(probabilities)
-    raise ValueError(f"--label_type must be one of {list(LABEL_TYPES)}, got {label_type!r}")
+    return np.asarray(probabilities, np.float32)

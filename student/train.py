@@ -18,7 +18,8 @@ from absl import flags
 
 from efficientnet.model import export, scaling
 from efficientnet.train import config_flags
-from efficientnet.train.loop import TrainConfig, open_data, train
+from efficientnet.train.config import TrainConfig
+from efficientnet.train.loop import open_data, train
 from efficientnet.util import cli
 
 # Student defaults: noise on (docs/noisy_student.md#the-student-and-its-noise: RandAugment N=2, small M for

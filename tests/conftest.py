@@ -8,7 +8,8 @@ def teacher(tmp_path_factory):
     """A tiny digits teacher's export directory (~20 s). Adam at a high rate:
     40 steps get it to ~35% test accuracy, so its predictions spread over
     several classes."""
-    from efficientnet.train.loop import TrainConfig, train
+    from efficientnet.train.config import TrainConfig
+    from efficientnet.train.loop import train
 
     model_dir = tmp_path_factory.mktemp("teacher")
     train(

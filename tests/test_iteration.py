@@ -46,7 +46,7 @@ def test_run_iteration_script_rejects_unknown_arguments():
 
 @pytest.mark.parametrize("name", ["digits.json", "imagenet_tpu.json"])
 def test_shipped_configs_resolve_to_valid_training_settings(name):
-    from efficientnet.train.loop import TrainConfig
+    from efficientnet.train.config import TrainConfig
     from pipelines.iterate import train_settings
 
     config = load_config(str(ROOT / "configs" / name))

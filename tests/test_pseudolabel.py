@@ -16,9 +16,10 @@ import tensorflow as tf
 from absl import flags
 from sklearn.datasets import load_digits
 
+from efficientnet.data import records
 from efficientnet.data.datasets import open_source
 from efficientnet.data.input_pipeline import train_dataset
-from pseudolabel import balance, commit, records, stats, targets
+from pseudolabel import balance, commit, outputs, stats, targets
 from pseudolabel.inference import Teacher
 from pseudolabel.pipeline import LabelingConfig, run_labeling
 from pseudolabel.run import split_argv
@@ -152,12 +153,12 @@ def test_soft_and_hard_probabilities():
 
 
 def test_record_format_derives_label_and_prob():
-    record = records.decode_record(records.encode_record(b"png", np.array([0.1, 0.7, 0.2], np.float32)))
+    record = records.decode_pseudo_label(records.encode_pseudo_label(b"png", np.array([0.1, 0.7, 0.2], np.float32)))
     assert record["image/encoded"] == b"png"
     assert record["label"] == 1
     assert record["prob"] == pytest.approx(0.7)
     np.testing.assert_allclose(record["probabilities"], [0.1, 0.7, 0.2])
-    assert records.record_pattern("gs://b/out/") == "gs://b/out/pseudo-*.tfrecord"
+    assert outputs.record_pattern("gs://b/out/") == "gs://b/out/pseudo-*.tfrecord"
 
 
 def test_stats_bins_and_document():
@@ -282,7 +283,7 @@ def tfrecord_corpus(tmp_path_factory):
 
 def read_output(output_dir):
     serialized = []
-    for path in sorted(tf.io.gfile.glob(records.record_pattern(output_dir))):
+    for path in sorted(tf.io.gfile.glob(outputs.record_pattern(output_dir))):
         serialized.extend(tf.data.TFRecordDataset(path).as_numpy_iterator())
     return serialized
 
@@ -329,7 +330,7 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path):
     assert document == json.load(open(os.path.join(output_dir, "stats.json")))
 
     # Every record in the documented format.
-    written = [records.decode_record(serialized) for serialized in read_output(output_dir)]
+    written = [records.decode_pseudo_label(serialized) for serialized in read_output(output_dir)]
     for serialized in read_output(output_dir)[:3]:
         assert sorted(tf.train.Example.FromString(serialized).features.feature) == [
             "image/encoded",
@@ -376,7 +377,7 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path):
     assert collections.Counter((fingerprint(r)[0], r["label"]) for r in written) == expected
 
     # The records feed the student's input pipeline.
-    source = open_source(f"tfrecord:{records.record_pattern(output_dir)}")
+    source = open_source(f"tfrecord:{outputs.record_pattern(output_dir)}")
     assert source.pseudolabeled and source.num_classes == NUM_CLASSES
     assert sum(1 for _ in source.examples()) == len(written)
     batch = next(iter(train_dataset(source, None, batch_size=4, resolution=32, random_flip=False)))
@@ -386,7 +387,7 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path):
     # A rerun into a new directory writes the same records.
     rerun_dir = str(tmp_path / "rerun")
     run_labeling(LabelingConfig(output_dir=rerun_dir, **config))
-    rerun = [records.decode_record(serialized) for serialized in read_output(rerun_dir)]
+    rerun = [records.decode_pseudo_label(serialized) for serialized in read_output(rerun_dir)]
     assert sorted(map(fingerprint, rerun)) == sorted(map(fingerprint, written))
 
 
@@ -414,7 +415,7 @@ def test_folder_corpus_hard_labels_without_balancing(teacher, tmp_path):
     assert failures[0]["id"] == str(root / "class0" / "broken.png")
     assert document["num_images"] == document["num_kept"] == document["num_records"] == 24
     assert document["images_per_class"] == 0 and document["num_duplicated"] == 0
-    written = [records.decode_record(serialized) for serialized in read_output(output_dir)]
+    written = [records.decode_pseudo_label(serialized) for serialized in read_output(output_dir)]
     files = {path.read_bytes() for path in root.glob("*/*.png")}
     for record in written:
         assert record["image/encoded"] in files  # the original bytes, not re-encoded
@@ -461,7 +462,7 @@ def test_tfds_source_is_reencoded_as_png(teacher, tmp_path):
         )
     assert (document["num_images"], document["num_records"], document["num_failures"]) == (12, 12, 0)
     for serialized in read_output(output_dir):
-        encoded = records.decode_record(serialized)["image/encoded"]
+        encoded = records.decode_pseudo_label(serialized)["image/encoded"]
         assert encoded.startswith(b"\x89PNG")
         assert tf.io.decode_png(encoded).shape == (32, 32, 3)
 

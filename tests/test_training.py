@@ -15,7 +15,9 @@ from efficientnet import build_model
 from efficientnet.data.datasets import open_source
 from efficientnet.model import export, scaling
 from efficientnet.model.evaluation import evaluate
-from efficientnet.train.loop import EMA, TrainConfig, check_resumable, initialize_from, train
+from efficientnet.train.config import TrainConfig, check_resumable
+from efficientnet.train.ema import EMA
+from efficientnet.train.loop import initialize_from, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)

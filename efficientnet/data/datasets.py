@@ -27,22 +27,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from efficientnet.data import records as record_formats
 from efficientnet.util.registry import Registry
 
 UNKNOWN_LABEL = -1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
-# Feature keys of the two TFRecord formats (docs/noisy_student.md#record-formats).
-IMAGENET_FEATURES = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-}
-PSEUDOLABEL_FEATURES = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "probabilities": tf.io.VarLenFeature(tf.float32),
-    "label": tf.io.FixedLenFeature([], tf.int64),
-    "prob": tf.io.FixedLenFeature([], tf.float32),
-}
 
 
 class Source:
@@ -288,7 +277,7 @@ class TfrecordSource(Source):
         files = tf.data.Dataset.from_tensor_slices(self.files)
         if shuffle_files:
             files = files.shuffle(len(self.files), seed=seed)
-        features = PSEUDOLABEL_FEATURES if self.pseudolabeled else IMAGENET_FEATURES
+        features = record_formats.PSEUDOLABEL_FEATURES if self.pseudolabeled else record_formats.IMAGENET_FEATURES
 
         def read_file(path):
             def parse(index, record):

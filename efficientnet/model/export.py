@@ -20,8 +20,9 @@ from efficientnet.model import layers as _layers  # noqa: F401  (registers custo
 from efficientnet.model.scaling import ModelConfig
 from efficientnet.util import fileio
 
+EXPORT_DIR = "export"  # inside a training run's model_dir
 MODEL_FILE = "model.keras"
-METADATA_FILE = "model.json"
+METADATA_FILE = "model.json"  # written last: its presence marks a complete export
 FORMAT_VERSION = 1
 
 
@@ -61,10 +62,20 @@ def save_export(
     return path
 
 
+def export_dir(model_dir: str) -> str:
+    """Where a training run in `model_dir` writes its export."""
+    return os.path.join(model_dir, EXPORT_DIR)
+
+
+def is_complete(directory: str) -> bool:
+    """Whether an export directory holds its metadata, the file written last."""
+    return tf.io.gfile.exists(os.path.join(directory, METADATA_FILE))
+
+
 def resolve_export_dir(path: str) -> str:
     """Accepts an export directory, a model_dir holding `export/`, or a file in it."""
-    for candidate in (path, os.path.join(path, "export"), os.path.dirname(path)):
-        if tf.io.gfile.exists(os.path.join(candidate, METADATA_FILE)):
+    for candidate in (path, export_dir(path), os.path.dirname(path)):
+        if is_complete(candidate):
             return candidate
     raise FileNotFoundError(f"no exported model at {path!r} (expected {METADATA_FILE} and {MODEL_FILE} there)")
 

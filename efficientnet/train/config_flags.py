@@ -14,7 +14,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from absl import flags
 
-from efficientnet.train.loop import TrainConfig
+from efficientnet.train.config import TrainConfig
 from efficientnet.util import fileio
 
 HELP = {

@@ -2,16 +2,16 @@
 
 A teacher run is `train(TrainConfig(...))`. A student run is the same call
 with an unlabeled (pseudo-labeled) stream, an `unlabel_ratio` and noise
-switched on: nothing here is teacher- or
-student-specific.
+switched on: nothing here is teacher- or student-specific.
 
-Resume order, explicit: read `config.json` (refuse a model_dir holding a
-different run), build model and optimizer under the strategy, restore the
-latest checkpoint (model, optimizer, EMA, random-generator states, step), then
-rebuild the input pipeline positioned at that step. Because the pipeline is
-deterministic under the seed, a run killed at any moment and restarted ends
-with the same step count and the same weights as an uninterrupted one, up to
-float reduction order.
+Resume order, explicit (`TrainingRun.start`): read `config.json` (refuse a
+model_dir holding a different run), build model and optimizer under the
+strategy, restore the latest checkpoint (model, optimizer, EMA,
+random-generator states, step), then rebuild the input pipeline positioned at
+that step (`TrainingRun.run_steps`). Because the pipeline is deterministic
+under the seed, a run killed at any moment and restarted ends with the same
+step count and the same weights as an uninterrupted one, up to float
+reduction order.
 """
 
 from __future__ import annotations
@@ -34,169 +34,14 @@ from efficientnet.model import export, scaling
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.network import build_from_config
 from efficientnet.train import losses
+from efficientnet.train.config import TrainConfig, check_resumable
 from efficientnet.train.distribute import make_strategy, set_precision
-from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig, ema_decay
+from efficientnet.train.ema import EMA
+from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig
 from efficientnet.util import fileio
 
-OPTIMIZERS = ("rmsprop", "sgd", "adam")
-LABEL_TYPES = ("soft", "hard")
-CONFIG_FILE = "config.json"
-# Settings that may differ between a run and its resumption without changing
-# what is computed.
-RESUMABLE_DIFFERENCES = ("checkpoint_every_steps", "log_every_steps", "strategy", "tpu", "data_dir", "jit_compile")
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything a training run needs; saved as `model_dir/config.json`.
-
-    Defaults are the reference ImageNet recipe (docs/training.md) except where
-    a comment says otherwise; the digits configs override sizes and lengths.
-    """
-
-    model_dir: str = ""
-    # Model: a registered name plus optional overrides (scaling.OVERRIDABLE).
-    model: str = "efficientnet-b0"
-    width: float | None = None
-    depth: float | None = None
-    resolution: int | None = None
-    dropout_rate: float | None = None
-    drop_connect_rate: float | None = None
-    small_images: bool | None = None
-    # Labeled data and evaluation data.
-    dataset: str = "digits"
-    train_split: str | None = "train"
-    eval_dataset: str | None = None  # defaults to `dataset`
-    eval_split: str | None = "test"
-    data_dir: str | None = None
-    num_classes: int | None = None  # only for sources that cannot tell
-    num_train_examples: int | None = None  # only for sources that cannot tell
-    cache: bool = False
-    # Length: `train_steps` wins over `epochs` (epochs of the labeled data).
-    batch_size: int = 256
-    epochs: float = 350.0
-    train_steps: int | None = None
-    # Optimisation (docs/training.md#optimiser-and-learning-rate).
-    optimizer: str = "rmsprop"
-    base_learning_rate: float = 0.016  # per 256 labeled images
-    lr_schedule: str = "exponential"
-    warmup_epochs: float = 5.0
-    lr_decay_epochs: float = 2.4
-    lr_decay_rate: float = 0.97
-    weight_decay: float = 1e-5
-    label_smoothing: float = 0.1
-    ema_decay: float = 0.9999
-    # Noise on the input (dropout and stochastic depth are model overrides).
-    random_flip: bool = True
-    randaugment_layers: int = 0
-    randaugment_magnitude: float = 10.0
-    # Pseudo-labeled stream (students only).
-    unlabeled_dataset: str | None = None
-    unlabeled_split: str | None = None
-    unlabel_ratio: float = 0.0
-    label_type: str = "soft"
-    # Run.
-    seed: int = 0
-    strategy: str = "auto"
-    tpu: str | None = None
-    precision: str = "float32"
-    init_from: str | None = None
-    checkpoint_every_steps: int = 500
-    log_every_steps: int = 50
-    deterministic: bool = False
-    jit_compile: bool = False
-
-    def without_noise(self) -> TrainConfig:
-        """The same run with every student noise off: the paper's ablation.
-
-        See docs/noisy_student.md#what-the-papers-ablations-show.
-        """
-        return dataclasses.replace(self, randaugment_layers=0, dropout_rate=0.0, drop_connect_rate=0.0)
-
-    def finetune(self, steps: int, resolution: int | None = None) -> TrainConfig:
-        """Labeled-only fine-tuning of this finished run, optionally at a larger resolution.
-
-        The paper's optional last step (docs/noisy_student.md#fine-tuning-at-a-larger-resolution, FixRes): the run's
-        export initialises a short run on the labeled data alone, without
-        input noise; its export lands in MODEL_DIR/finetune/export.
-        """
-        return dataclasses.replace(
-            self,
-            model_dir=os.path.join(self.model_dir, "finetune"),
-            init_from=os.path.join(self.model_dir, "export"),
-            unlabeled_dataset=None,
-            unlabeled_split=None,
-            unlabel_ratio=0.0,
-            randaugment_layers=0,
-            train_steps=steps,
-            warmup_epochs=0.0,
-            resolution=resolution or self.resolution,
-        )
-
-    def model_overrides(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in scaling.OVERRIDABLE}
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}")
-        return cls(**values)
-
-    def validate(self) -> None:
-        """Fails before any work, naming the flag, on invalid or contradictory settings."""
-        from efficientnet.train.distribute import PRECISIONS, STRATEGIES
-        from efficientnet.train.schedules import SCHEDULES
-
-        checks = [
-            (bool(self.model_dir), "--model_dir is required"),
-            (self.batch_size > 0, f"--batch_size must be positive, got {self.batch_size}"),
-            (self.epochs > 0, f"--epochs must be positive, got {self.epochs}"),
-            (
-                self.train_steps is None or self.train_steps > 0,
-                f"--train_steps must be positive, got {self.train_steps}",
-            ),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (
-                self.lr_schedule in SCHEDULES,
-                f"--lr_schedule must be one of {list(SCHEDULES)}, got {self.lr_schedule!r}",
-            ),
-            (self.base_learning_rate > 0, f"--base_learning_rate must be positive, got {self.base_learning_rate}"),
-            (self.warmup_epochs >= 0, f"--warmup_epochs must be >= 0, got {self.warmup_epochs}"),
-            (self.weight_decay >= 0, f"--weight_decay must be >= 0, got {self.weight_decay}"),
-            (0 <= self.label_smoothing < 1, f"--label_smoothing must be in [0, 1), got {self.label_smoothing}"),
-            (0 <= self.ema_decay < 1, f"--ema_decay must be in [0, 1), got {self.ema_decay}"),
-            (self.randaugment_layers >= 0, f"--randaugment_layers must be >= 0, got {self.randaugment_layers}"),
-            (
-                self.randaugment_magnitude >= 0,
-                f"--randaugment_magnitude must be >= 0, got {self.randaugment_magnitude}",
-            ),
-            (self.strategy in STRATEGIES, f"--strategy must be one of {list(STRATEGIES)}, got {self.strategy!r}"),
-            (self.precision in PRECISIONS, f"--precision must be one of {list(PRECISIONS)}, got {self.precision!r}"),
-            (self.tpu is None or self.strategy in ("auto", "tpu"), f"--tpu contradicts --strategy={self.strategy}"),
-            (
-                self.label_type in LABEL_TYPES,
-                f"--label_type must be one of {list(LABEL_TYPES)}, got {self.label_type!r}",
-            ),
-            (self.unlabel_ratio >= 0, f"--unlabel_ratio must be >= 0, got {self.unlabel_ratio}"),
-            (
-                (self.unlabeled_dataset is None) == (self.unlabel_ratio == 0),
-                "--unlabeled_dataset and a positive --unlabel_ratio go together",
-            ),
-            (self.checkpoint_every_steps > 0, "--checkpoint_every_steps must be positive"),
-            (self.log_every_steps > 0, "--log_every_steps must be positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-        if self.unlabeled_dataset is not None:
-            unlabeled_batch = self.batch_size * self.unlabel_ratio
-            if unlabeled_batch != int(unlabeled_batch):
-                raise ValueError(f"--unlabel_ratio × --batch_size must be whole, got {unlabeled_batch}")
-        scaling.model_config(self.model, 1, **self.model_overrides())  # names the bad override
+CHECKPOINT_DIR = "checkpoints"
+SUMMARY_DIR = "train"
 
 
 @dataclasses.dataclass
@@ -272,49 +117,6 @@ def make_augment(config: TrainConfig, resolution: int):
     )
 
 
-def check_resumable(model_dir: str, config: TrainConfig) -> None:
-    """Refuses to continue a model_dir that holds a run with other settings."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
-        return
-    previous = fileio.read_json(path)
-    differences = sorted(
-        key
-        for key, value in config.to_dict().items()
-        if key not in RESUMABLE_DIFFERENCES and previous.get(key, value) != value
-    )
-    if differences:
-        raise ValueError(
-            f"{model_dir} holds a run with different settings ({', '.join('--' + d for d in differences)}); "
-            "use another --model_dir or the same settings to resume"
-        )
-
-
-class EMA:
-    """Exponential moving average of the weights and BN statistics (docs/training.md#ema)."""
-
-    def __init__(self, variables: list[tf.Variable], decay: float):
-        self.variables = variables
-        self.decay = decay
-        self.averages = [
-            tf.Variable(v, trainable=False, name=f"ema_{i}", synchronization=tf.VariableSynchronization.ON_WRITE)
-            for i, v in enumerate(variables)
-        ]
-
-    @tf.function
-    def update(self, step):
-        decay = ema_decay(step, self.decay)
-        for average, variable in zip(self.averages, self.variables, strict=True):
-            average.assign(average * decay + tf.cast(variable, average.dtype) * (1.0 - decay))
-
-    def swap(self) -> None:
-        """Exchanges live and averaged values (call twice to undo)."""
-        for average, variable in zip(self.averages, self.variables, strict=True):
-            live = variable.numpy()
-            variable.assign(average.numpy())
-            average.assign(live)
-
-
 def train(config: TrainConfig, data: Data | None = None) -> dict[str, Any]:
     """Trains (or resumes) a run and exports its EMA model; returns final metrics.
 
@@ -325,122 +127,157 @@ def train(config: TrainConfig, data: Data | None = None) -> dict[str, Any]:
     check_resumable(config.model_dir, config)
     data = data or open_data(config)
     fileio.check_writable_dir(config.model_dir, "--model_dir")
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy, config.tpu)
-    set_precision(config.precision)
-    model_config = scaling.model_config(config.model, data.num_classes, **config.model_overrides())
-    steps = total_steps(config, data)
-    fileio.write_json(os.path.join(config.model_dir, CONFIG_FILE), config.to_dict())
-
-    with strategy.scope():
-        model = build_from_config(model_config)
-        optimizer = make_optimizer(config, data, steps)
-        optimizer.build(model.trainable_variables)
-        ema = EMA(list(model.weights), config.ema_decay)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-    random_states = [v for v in model.variables if "seed_generator_state" in v.path]
-    checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, ema=ema.averages, random_states=random_states, step=step
-    )
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=3)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
-    elif config.init_from:
-        initialize_from(model, config.init_from, model_config)
-        for average, variable in zip(ema.averages, ema.variables, strict=True):
-            average.assign(variable)
-
-    start = int(step.numpy())
-    if start < steps:
-        run_steps(config, data, model_config, strategy, model, optimizer, ema, step, manager, start, steps)
-
-    ema.swap()
-    metrics = evaluate(model, data.eval, config.eval_split, model_config.resolution, config.batch_size)
-    metadata = {
-        "dataset": config.dataset,
-        "eval_dataset": config.eval_dataset or config.dataset,
-        "eval_split": config.eval_split,
-        "steps": steps,
-        "metrics": metrics,
-        "role": "student" if config.unlabeled_dataset else "teacher",
-    }
-    export.save_export(
-        os.path.join(config.model_dir, "export"),
-        model,
-        model_config,
-        class_names=list(data.train.class_names) if data.train.class_names else None,
-        extra=metadata,
-    )
-    ema.swap()
-    logging.info("exported %s: %s", os.path.join(config.model_dir, "export"), _format_metrics(metrics))
-    return metrics
+    run = TrainingRun.start(config, data)
+    run.run_steps()
+    return run.export()
 
 
-def run_steps(config, data, model_config, strategy, model, optimizer, ema, step, manager, start, steps) -> None:
-    """The step loop: distributed train step, EMA, logging, checkpoints."""
-    augment = make_augment(config, model_config.resolution)
+@dataclasses.dataclass
+class TrainingRun:
+    """The state of one run: what it trains, with what, and how far it got."""
 
-    def stream(source, split, batch_size, seed):
-        batches = input_pipeline.train_dataset(
-            source,
-            split,
-            batch_size=batch_size,
-            resolution=model_config.resolution,
-            seed=seed,
-            random_flip=config.random_flip,
-            augment=augment,
-            cache=config.cache,
-            skip_batches=start,
+    config: TrainConfig
+    data: Data
+    model_config: scaling.ModelConfig
+    strategy: tf.distribute.Strategy
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    ema: EMA
+    step: tf.Variable
+    checkpoints: tf.train.CheckpointManager
+    total_steps: int
+
+    @classmethod
+    def start(cls, config: TrainConfig, data: Data) -> TrainingRun:
+        """Builds everything under the strategy, then resumes or initialises."""
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(config.seed)
+        strategy = make_strategy(config.strategy, config.tpu)
+        set_precision(config.precision)
+        model_config = scaling.model_config(config.model, data.num_classes, **config.model_overrides())
+        steps = total_steps(config, data)
+        fileio.write_json(os.path.join(config.model_dir, fileio.RUN_CONFIG_FILE), config.to_dict())
+        with strategy.scope():
+            model = build_from_config(model_config)
+            optimizer = make_optimizer(config, data, steps)
+            optimizer.build(model.trainable_variables)
+            ema = EMA(list(model.weights), config.ema_decay)
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        random_states = [v for v in model.variables if "seed_generator_state" in v.path]
+        checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, ema=ema.averages, random_states=random_states, step=step
         )
-        return batches.map(_step_inputs)
+        checkpoints = tf.train.CheckpointManager(
+            checkpoint, os.path.join(config.model_dir, CHECKPOINT_DIR), max_to_keep=3
+        )
+        if checkpoints.latest_checkpoint:
+            checkpoint.restore(checkpoints.latest_checkpoint).assert_existing_objects_matched()
+            logging.info("resumed from %s at step %d", checkpoints.latest_checkpoint, int(step.numpy()))
+        elif config.init_from:
+            initialize_from(model, config.init_from, model_config)
+            ema.reset()
+        return cls(config, data, model_config, strategy, model, optimizer, ema, step, checkpoints, steps)
 
-    labeled = stream(data.train, config.train_split, config.batch_size, config.seed)
-    if data.unlabeled is not None:
-        unlabeled_batch = int(config.batch_size * config.unlabel_ratio)
-        unlabeled = stream(data.unlabeled, config.unlabeled_split, unlabeled_batch, config.seed + 1)
-        dataset = tf.data.Dataset.zip(labeled, unlabeled)
-    else:
-        dataset = labeled.map(lambda batch: (batch, None))
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    step_fn = make_train_step(config, model, optimizer, data.num_classes, strategy)
-    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
-    images_per_step = config.batch_size * (1 + config.unlabel_ratio)
-    last_time, last_step = time.time(), start
-    for current in range(start, steps):
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            raise ValueError(_no_images_message(config, data)) from None
-        parts = step_fn(batch)
-        step.assign_add(1)
-        ema.update(step)
-        done = current + 1
-        if done % config.log_every_steps == 0 or done == steps:
-            values = {name: float(value) for name, value in parts.items()}
-            if not np.isfinite(values["loss"]):
-                raise FloatingPointError(f"loss became {values['loss']} at step {done}; lower the learning rate")
-            now = time.time()
-            rate = (done - last_step) * images_per_step / max(now - last_time, 1e-9)
-            learning_rate = float(optimizer.learning_rate)
-            eta = (steps - done) * images_per_step / max(rate, 1e-9)
-            print(
-                f"step {done}/{steps} | {rate:.1f} img/s | {_format_metrics(values)} | "
-                f"lr {learning_rate:.5f} | ETA {_format_duration(eta)}",
-                file=sys.stderr,
-                flush=True,
+    def batches(self, start: int) -> tf.data.Dataset:
+        """(labeled, unlabeled or None) batches from step `start` on."""
+        config, data = self.config, self.data
+        augment = make_augment(config, self.model_config.resolution)
+
+        def stream(source, split, batch_size, seed):
+            return input_pipeline.train_dataset(
+                source,
+                split,
+                batch_size=batch_size,
+                resolution=self.model_config.resolution,
+                seed=seed,
+                random_flip=config.random_flip,
+                augment=augment,
+                cache=config.cache,
+                skip_batches=start,
+            ).map(_step_inputs)
+
+        labeled = stream(data.train, config.train_split, config.batch_size, config.seed)
+        if data.unlabeled is None:
+            return labeled.map(lambda batch: (batch, None))
+        unlabeled = stream(data.unlabeled, config.unlabeled_split, config.unlabeled_batch_size(), config.seed + 1)
+        return tf.data.Dataset.zip(labeled, unlabeled)
+
+    def run_steps(self) -> None:
+        """The step loop: distributed train step, EMA, progress lines, checkpoints."""
+        config, start, steps = self.config, int(self.step.numpy()), self.total_steps
+        if start >= steps:
+            return
+        iterator = iter(self.strategy.experimental_distribute_dataset(self.batches(start)))
+        step_fn = make_train_step(config, self.model, self.optimizer, self.data.num_classes, self.strategy)
+        progress = Progress(config, steps, start, os.path.join(config.model_dir, SUMMARY_DIR))
+        for done in range(start + 1, steps + 1):
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                raise ValueError(_no_images_message(config, self.data)) from None
+            parts = step_fn(batch)
+            self.step.assign_add(1)
+            self.ema.update(self.step)
+            if done % config.log_every_steps == 0 or done == steps:
+                progress.report(done, parts, float(self.optimizer.learning_rate))
+            if done % config.checkpoint_every_steps == 0 or done == steps:
+                self.checkpoints.save(checkpoint_number=done)
+        progress.close()
+
+    def export(self) -> dict[str, Any]:
+        """Evaluates the EMA weights on the eval split and exports them."""
+        config, data = self.config, self.data
+        export_dir = export.export_dir(config.model_dir)
+        with self.ema.swapped():
+            metrics = evaluate(
+                self.model, data.eval, config.eval_split, self.model_config.resolution, config.batch_size
             )
-            with writer.as_default(step=done):
-                for name, value in values.items():
-                    tf.summary.scalar(f"loss/{name}", value)
-                tf.summary.scalar("learning_rate", learning_rate)
-                tf.summary.scalar("images_per_second", rate)
-            last_time, last_step = now, done
-        if done % config.checkpoint_every_steps == 0 or done == steps:
-            manager.save(checkpoint_number=done)
-    writer.flush()
+            metadata = {
+                "dataset": config.dataset,
+                "eval_dataset": config.eval_dataset or config.dataset,
+                "eval_split": config.eval_split,
+                "steps": self.total_steps,
+                "metrics": metrics,
+                "role": "student" if config.unlabeled_dataset else "teacher",
+            }
+            class_names = list(data.train.class_names) if data.train.class_names else None
+            export.save_export(export_dir, self.model, self.model_config, class_names=class_names, extra=metadata)
+        logging.info("exported %s: %s", export_dir, _format_metrics(metrics))
+        return metrics
+
+
+class Progress:
+    """Progress lines on stderr and TensorBoard scalars, every --log_every_steps."""
+
+    def __init__(self, config: TrainConfig, total: int, start: int, summary_dir: str):
+        self.total = total
+        self.images_per_step = config.batch_size * (1 + config.unlabel_ratio)
+        self.writer = tf.summary.create_file_writer(summary_dir)
+        self.last_time, self.last_step = time.time(), start
+
+    def report(self, done: int, parts: dict[str, tf.Tensor], learning_rate: float) -> None:
+        values = {name: float(value) for name, value in parts.items()}
+        if not np.isfinite(values["loss"]):
+            raise FloatingPointError(f"loss became {values['loss']} at step {done}; lower the learning rate")
+        now = time.time()
+        rate = (done - self.last_step) * self.images_per_step / max(now - self.last_time, 1e-9)
+        eta = (self.total - done) * self.images_per_step / max(rate, 1e-9)
+        print(
+            f"step {done}/{self.total} | {rate:.1f} img/s | {_format_metrics(values)} | "
+            f"lr {learning_rate:.5f} | ETA {_format_duration(eta)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        with self.writer.as_default(step=done):
+            for name, value in values.items():
+                tf.summary.scalar(f"loss/{name}", value)
+            tf.summary.scalar("learning_rate", learning_rate)
+            tf.summary.scalar("images_per_second", rate)
+        self.last_time, self.last_step = now, done
+
+    def close(self) -> None:
+        self.writer.flush()
 
 
 def _no_images_message(config: TrainConfig, data: Data) -> str:
@@ -462,7 +299,7 @@ def _step_inputs(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 
 def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, strategy):
     regularized = [v for v in model.trainable_variables if not _is_batch_norm(v)]
-    unlabeled_batch = int(config.batch_size * config.unlabel_ratio)
+    unlabeled_batch = config.unlabeled_batch_size()
 
     def gradients_and_losses(labeled, unlabeled):
         with tf.GradientTape() as tape:

@@ -15,6 +15,10 @@ from typing import Any
 
 import tensorflow as tf
 
+# Every run (training, labeling, a step of the iteration) writes its resolved
+# settings next to its outputs under this name, so a result can be traced.
+RUN_CONFIG_FILE = "config.json"
+
 
 def _temporary_name(path: str) -> str:
     directory, name = os.path.split(path)

@@ -19,9 +19,9 @@ import tensorflow as tf
 from faultlib import ROOT, TINY_FLAGS, assert_user_error, cli, run
 from PIL import Image
 
+from efficientnet.data import records
 from efficientnet.model import export, scaling
 from efficientnet.model.network import build_from_config
-from pseudolabel import records
 
 RUN = "{run}"  # each case's own output directory: the cases run concurrently
 TRAIN_FLAGS = [*TINY_FLAGS, "--batch_size=4", "--train_steps=3", "--warmup_epochs=0", "--log_every_steps=1"]
@@ -66,7 +66,9 @@ def inputs(tmp_path_factory, teacher):
     (root / "no_images" / "a").mkdir(parents=True)
     (root / "empty.tfrecord").write_bytes(b"")
     with tf.io.TFRecordWriter(str(root / "pseudo.tfrecord")) as writer:  # one valid pseudo-label record
-        writer.write(records.encode_record(tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy(), np.full(10, 0.1)))
+        writer.write(
+            records.encode_pseudo_label(tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy(), np.full(10, 0.1))
+        )
     (root / "a_file").write_text("a file where a directory is needed")
     (root / "corrupt_run").mkdir()
     (root / "corrupt_run" / "rounds.json").write_text('{"steps": {"round0/teacher": {"status": "do')

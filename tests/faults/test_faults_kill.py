@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 from faultlib import ROOT, TINY_FLAGS, assert_same_weights, cli, kill_when, latest_checkpoint_step, run, start
 
+from efficientnet.data import records
 from efficientnet.model import export
-from pseudolabel import records
+from pseudolabel import outputs
 from pseudolabel.pipeline import LabelingConfig, run_labeling
 
 pytestmark = pytest.mark.slow
@@ -92,7 +93,7 @@ def test_student_killed_mid_run_resumes_like_an_uninterrupted_run(teacher, pseud
             "student.train",
             f"--model_dir={model_dir}",
             f"--teacher={teacher}",
-            f"--unlabeled_dataset=tfrecord:{records.record_pattern(str(pseudo_labels))}",
+            f"--unlabeled_dataset=tfrecord:{outputs.record_pattern(str(pseudo_labels))}",
             "--unlabel_ratio=1",
             *TRAIN_FLAGS,
         )
@@ -102,9 +103,9 @@ def test_student_killed_mid_run_resumes_like_an_uninterrupted_run(teacher, pseud
 
 def _fingerprints(output_dir) -> list[tuple[str, tuple[float, ...]]]:
     found = []
-    for path in sorted(tf.io.gfile.glob(records.record_pattern(str(output_dir)))):
+    for path in sorted(tf.io.gfile.glob(outputs.record_pattern(str(output_dir)))):
         for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            record = records.decode_record(serialized)
+            record = records.decode_pseudo_label(serialized)
             digest = hashlib.sha256(record["image/encoded"]).hexdigest()
             found.append((digest, tuple(round(float(p), 4) for p in record["probabilities"])))
     return sorted(found)
@@ -125,7 +126,7 @@ def test_labeling_killed_mid_run_keeps_the_previous_output_then_reruns_to_the_sa
     assert after == before
     assert [path.name for path in tmp_path.glob("pseudo.tmp-*")], "the kill came after the commit"
     # What a student would read is the previous complete shard only.
-    assert tf.io.gfile.glob(records.record_pattern(str(output_dir))) == [
+    assert tf.io.gfile.glob(outputs.record_pattern(str(output_dir))) == [
         str(output_dir / "pseudo-00000-of-00001.tfrecord")
     ]
 
