@@ -1,0 +1,94 @@
+"""The whole loop killed between rounds, then resumed: finished steps are
+skipped, nothing half-written is read, and `--round 2` runs only round 2."""
+
+import json
+
+import pytest
+from faultlib import ROOT, cli, kill_when, run, start
+
+from efficientnet.model import export
+
+pytestmark = pytest.mark.slow
+
+
+def miniature_config(path):
+    config = json.loads((ROOT / "configs" / "digits.json").read_text())
+    config["train"] |= {"log_every_steps": 5, "checkpoint_every_steps": 5}
+    config["teacher"] |= {"train_steps": 15}
+    config["student"] |= {"train_steps": 6, "unlabel_ratio": 1}
+    # A 15-step teacher is barely above chance (confidences 0.1–0.2), so keep every prediction.
+    config["pseudolabel"] |= {"num_shards": 1, "confidence_threshold": 0.0}
+    config["robustness"] = {"max_examples": 40, "severities": [1, 5]}
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _manifest(work_dir) -> dict:
+    try:
+        return json.loads((work_dir / "rounds.json").read_text())["steps"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return {}
+
+
+def test_iteration_killed_between_rounds_resumes_and_skips_finished_steps(tmp_path):
+    from pipelines.iterate import run_iteration
+
+    config = miniature_config(tmp_path / "config.json")
+    work_dir = tmp_path / "run"
+    command = cli("pipelines.iterate", "--round=1", f"--work_dir={work_dir}", f"--config={config}")
+
+    def teacher_done_and_labeling_started():
+        steps = _manifest(work_dir)
+        return steps.get("round0/teacher", {}).get("status") == "done" and "round1/pseudolabel" in steps
+
+    kill_when(start(command), teacher_done_and_labeling_started)
+    steps = _manifest(work_dir)  # complete JSON: the manifest is replaced atomically
+    assert steps["round0/teacher"]["status"] == "done"
+    teacher_model = work_dir / "round0-teacher" / "export" / "model.keras"
+    teacher_stamp = teacher_model.stat().st_mtime_ns
+    pseudo_dir = work_dir / "round1-pseudo"
+    assert not pseudo_dir.exists() or (pseudo_dir / "stats.json").exists()  # never a partial output
+
+    resumed = run(command, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "[round0/teacher] done already, skipping" in resumed.stderr
+    assert teacher_model.stat().st_mtime_ns == teacher_stamp
+    steps = _manifest(work_dir)
+    assert sorted(steps) == ["round0/teacher", "round1/pseudolabel", "round1/student", "round1/student_no_noise"]
+    assert all(entry["status"] == "done" for entry in steps.values())
+    for name, expected_steps in (("round0-teacher", 15), ("round1-student", 6), ("round1-student-no-noise", 6)):
+        assert json.loads((work_dir / name / "export" / "model.json").read_text())["steps"] == expected_steps
+    # The ablation is the same student with all noise off.
+    no_noise = json.loads((work_dir / "round1-student-no-noise" / "config.json").read_text())
+    noised = json.loads((work_dir / "round1-student" / "config.json").read_text())
+    assert (no_noise["randaugment_layers"], no_noise["dropout_rate"], no_noise["drop_connect_rate"]) == (0, 0.0, 0.0)
+    assert noised["randaugment_layers"] == 2 and noised["unlabel_ratio"] == 1
+    round1 = {name: entry["seconds"] for name, entry in steps.items()}
+
+    # An export cut off before its model.json (written last) is incomplete: the
+    # step runs again, resuming from its final checkpoint, and nothing reads it.
+    (work_dir / "round1-student-no-noise" / "export" / "model.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no exported model"):
+        export.load_export(str(work_dir / "round1-student-no-noise"))
+
+    # --round 2 on a work_dir holding round 1 runs only round 2 (and the repaired step).
+    summary = run_iteration(str(work_dir), 2, str(config))
+    steps = _manifest(work_dir)
+    unchanged = {name for name in round1 if steps[name]["seconds"] == round1[name]}
+    assert unchanged == {"round0/teacher", "round1/pseudolabel", "round1/student"}
+    assert "round2/student" in steps and "round2/student_no_noise" not in steps
+    assert [(row["round"], row["role"]) for row in summary["models"]] == [
+        (0, "teacher"),
+        (1, "student"),
+        (1, "student_no_noise"),
+        (2, "student"),
+    ]
+    report = (work_dir / "report.md").read_text()
+    assert "| 2 | student |" in report and "student round 1 vs teacher" in report
+    assert (work_dir / "report.png").stat().st_size > 10_000
+    assert "gaussian_noise" in report and (work_dir / "robustness.json").exists()
+    measured = json.loads((work_dir / "report.json").read_text())
+    assert [row["round"] for row in measured["labeling"]] == [1, 2]
+    for row in measured["labeling"]:
+        assert 0 <= row["pseudo_label_accuracy"]["before_filtering"] <= 1
+        assert sum(row["counts_after_filtering"]) == row["num_kept"]
