@@ -15,6 +15,7 @@ from collections import defaultdict
 from absl import flags
 
 from efficientnet.util import cli, fileio
+from pipelines.report import REPORT_FILE
 
 FLAGS = flags.FLAGS
 
@@ -23,7 +24,7 @@ def summarize(work_dirs: list[str]) -> list[dict]:
     """One row per (round, role): mean, population std and values of each split's top-1."""
     values: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for work_dir in work_dirs:
-        for row in fileio.read_json(os.path.join(work_dir, "report.json"))["models"]:
+        for row in fileio.read_json(os.path.join(work_dir, REPORT_FILE))["models"]:
             for split in ("validation", "test"):
                 values[(row["round"], row["role"])][split].append(row[split])
     rows = []
@@ -45,7 +46,7 @@ def to_markdown(rows: list[dict]) -> str:
 
 def main(argv):
     if len(argv) < 2:
-        raise ValueError("give one or more work directories holding report.json")
+        raise ValueError(f"give one or more work directories holding {REPORT_FILE}")
     print(to_markdown(summarize(argv[1:])))
 
 

@@ -5,7 +5,7 @@
 Round 0 trains the teacher; round k labels the unlabeled data with round
 k−1's model and trains student k (docs/noisy_student.md#the-procedure, step 5). Every step is the
 project's own CLI run as a subprocess (exactly what a user would type; the
-command is recorded), and `rounds.json` records each step's command, inputs,
+command is recorded), and `rounds.json` (pipelines/manifest.py) records each step's command, inputs,
 outputs, settings and metrics. A step already recorded as done, with its output
 present, is skipped, so an interrupted run resumes where it stopped; steps that
 were cut off resume from their own checkpoints. `--round 2` on a work_dir that
@@ -24,11 +24,15 @@ from typing import Any
 import tensorflow as tf
 from absl import flags, logging
 
-from efficientnet.train.config import TrainConfig
+from efficientnet.model import export
+from efficientnet.train.config import TrainConfig, student_config
 from efficientnet.util import cli, fileio
 from pipelines import report
+from pipelines.manifest import PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
+from pseudolabel import outputs
 
-MANIFEST = "rounds.json"
+STEP_CONFIG_DIR = "configs"  # each training step's --config file, inside the work directory
+
 ROLES = ("labeled", "unlabeled", "validation", "test")
 
 _ROUND = flags.DEFINE_integer("round", 2, "Last round to run (0 = teacher only).")
@@ -63,67 +67,50 @@ class StepFailed(RuntimeError):
     """A step's CLI exited non-zero; its own error message is above."""
 
 
-class Manifest:
-    """`rounds.json`: what ran, with which settings, and what came out."""
-
-    def __init__(self, work_dir: str):
-        self.path = os.path.join(work_dir, MANIFEST)
-        self.steps: dict[str, Any] = {}
-        if tf.io.gfile.exists(self.path):
-            content = fileio.read_json(self.path)
-            if not isinstance(content, dict) or not isinstance(content.get("steps"), dict):
-                raise ValueError(
-                    f"{self.path} is not a rounds manifest (no 'steps' object); move it away to start over"
-                )
-            self.steps = content["steps"]
-
-    def done(self, name: str, settings: dict[str, Any], marker: str) -> bool:
-        entry = self.steps.get(name)
-        if not entry or entry.get("status") != "done" or not tf.io.gfile.exists(marker):
-            return False
-        if entry.get("settings") != settings:
-            raise ValueError(
-                f"{self.path}: step {name} was done with other settings; use a new --work_dir to change them"
-            )
-        return True
-
-    def record(self, name: str, entry: dict[str, Any]) -> None:
-        self.steps[name] = entry
-        fileio.write_json(self.path, {"steps": self.steps})
-
-
-def run_step(manifest: Manifest, name: str, command: list[str], settings: dict, marker: str, outputs: dict) -> None:
+def run_step(manifest: Manifest, step: Step, command: list[str], settings: dict, marker: str, outputs: dict) -> None:
     """Runs one step's CLI unless the manifest says it is done."""
-    if manifest.done(name, settings, marker):
-        print(f"[{name}] done already, skipping", file=sys.stderr, flush=True)
+    if manifest.done(step, settings, marker):
+        print(f"[{step.name}] done already, skipping", file=sys.stderr, flush=True)
         return
-    print(f"[{name}] running: {' '.join(command)}", file=sys.stderr, flush=True)
+    print(f"[{step.name}] running: {' '.join(command)}", file=sys.stderr, flush=True)
     start = time.time()
-    manifest.record(name, {"status": "running", "command": command, "settings": settings, "outputs": outputs})
+    manifest.record(step, {"status": "running", "command": command, "settings": settings, "outputs": outputs})
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
-        raise StepFailed(f"step {name} failed with exit code {result.returncode}: {' '.join(command)}")
+        raise StepFailed(f"step {step.name} failed with exit code {result.returncode}: {' '.join(command)}")
     seconds = round(time.time() - start, 1)
     manifest.record(
-        name,
-        {"status": "done", "command": command, "settings": settings, "outputs": outputs, "seconds": seconds},
+        step, {"status": "done", "command": command, "settings": settings, "outputs": outputs, "seconds": seconds}
     )
-    print(f"[{name}] finished in {seconds:.0f}s", file=sys.stderr, flush=True)
+    print(f"[{step.name}] finished in {seconds:.0f}s", file=sys.stderr, flush=True)
 
 
-def train_settings(config: dict[str, Any], role: str, round_index: int, model_dir: str) -> dict[str, Any]:
-    """Resolved TrainConfig values for the teacher (round 0) or student k."""
-    settings = dict(config["train"]) | config[role]
-    if role == "student":
-        settings |= config["rounds"][round_index - 1]
-    settings |= {
+def train_settings(config: dict[str, Any], step: Step, model_dir: str) -> dict[str, Any]:
+    """The settings the iteration config gives the teacher (round 0) or student k.
+
+    Only what the config sets, plus the step's data and directory: every
+    setting it leaves out is the CLI's own default (the student's noise
+    defaults included), exactly as when the CLI is run by hand.
+    """
+    section = TEACHER if step.role == TEACHER else STUDENT
+    settings = dict(config["train"]) | config[section]
+    if section == STUDENT:
+        settings |= config["rounds"][step.round - 1]
+    return settings | {
         "model_dir": model_dir,
         "dataset": config["labeled"]["dataset"],
         "train_split": config["labeled"].get("split"),
         "eval_dataset": config["validation"]["dataset"],
         "eval_split": config["validation"].get("split"),
     }
-    return TrainConfig.from_dict(settings).to_dict()
+
+
+def resolved_settings(settings: dict[str, Any], step: Step) -> TrainConfig:
+    """What the step's CLI makes of `settings` (for checking a config before a run)."""
+    if step.role == TEACHER:
+        return TrainConfig.from_dict(settings)
+    config = student_config(settings)
+    return config.without_noise() if step.role == STUDENT_NO_NOISE else config
 
 
 def run_iteration(
@@ -136,46 +123,46 @@ def run_iteration(
         raise ValueError(f"--round={last_round} but {config_path} defines only {len(config['rounds'])} student rounds")
     fileio.check_writable_dir(work_dir, "--work_dir")
     manifest = Manifest(work_dir)
-    python = sys.executable
-    models = {0: os.path.join(work_dir, "round0-teacher")}
-    teacher_settings = train_settings(config, "teacher", 0, models[0])
-    _run_training(manifest, "round0/teacher", "teacher.train", teacher_settings, work_dir, [])
+    teacher = Step(0, TEACHER)
+    _run_training(manifest, teacher, config, work_dir, [])
+    model_of_round = {0: teacher.directory(work_dir)}
     for k in range(1, last_round + 1):
-        pseudo_dir = os.path.join(work_dir, f"round{k}-pseudo")
-        label = config["pseudolabel"]
+        previous_export = export.export_dir(model_of_round[k - 1])
+        labeling = Step(k, PSEUDOLABEL)
+        pseudo_dir = labeling.directory(work_dir)
         label_settings = {
             "input": config["unlabeled"]["dataset"],
             "split": config["unlabeled"].get("split"),
-            "teacher": os.path.join(models[k - 1], "export"),
-        } | label
-        command = [python, "-m", "pseudolabel.run", f"--output_dir={pseudo_dir}"] + [
+            "teacher": previous_export,
+        } | config["pseudolabel"]
+        command = [sys.executable, "-m", "pseudolabel.run", f"--output_dir={pseudo_dir}"] + [
             f"--{key}={value}" for key, value in label_settings.items() if value is not None
         ]
-        marker = os.path.join(pseudo_dir, "stats.json")
-        run_step(manifest, f"round{k}/pseudolabel", command, label_settings, marker, {"output_dir": pseudo_dir})
-        students = {"student": False}
+        marker = outputs.stats_path(pseudo_dir)
+        run_step(manifest, labeling, command, label_settings, marker, {"output_dir": pseudo_dir})
+        students = [Step(k, STUDENT)]
         if config.get("ablation_round") == k:
-            students["student_no_noise"] = True
-        for name, no_noise in students.items():
-            model_dir = os.path.join(work_dir, f"round{k}-{name.replace('_', '-')}")
-            settings = train_settings(config, "student", k, model_dir)
-            settings |= {"unlabeled_dataset": f"tfrecord:{pseudo_dir}/pseudo-*"}
-            if no_noise:
-                settings = TrainConfig.from_dict(settings).without_noise().to_dict()
-            else:
-                models[k] = model_dir
-            teacher_flag = [f"--teacher={os.path.join(models[k - 1], 'export')}"]
-            _run_training(manifest, f"round{k}/{name}", "student.train", settings, work_dir, teacher_flag)
-    return report.write_report(work_dir, manifest.steps, config, last_round)
+            students.append(Step(k, STUDENT_NO_NOISE))
+        for student in students:
+            extra = {"unlabeled_dataset": outputs.dataset_spec(pseudo_dir)}
+            student_flags = [f"--teacher={previous_export}"] + (
+                ["--no_noise"] if student.role == STUDENT_NO_NOISE else []
+            )
+            _run_training(manifest, student, config, work_dir, student_flags, extra)
+        model_of_round[k] = Step(k, STUDENT).directory(work_dir)
+    return report.write_report(work_dir, manifest, config, last_round)
 
 
-def _run_training(manifest, name, module, settings, work_dir, extra_flags) -> None:
-    config_path = os.path.join(work_dir, "configs", name.replace("/", "-") + ".json")
+def _run_training(manifest, step: Step, config, work_dir, extra_flags, extra_settings=None) -> None:
+    model_dir = step.directory(work_dir)
+    settings = train_settings(config, step, model_dir) | (extra_settings or {})
+    config_path = os.path.join(work_dir, STEP_CONFIG_DIR, step.name.replace("/", "-") + ".json")
     fileio.write_json(config_path, settings)
+    module = "teacher.train" if step.role == TEACHER else "student.train"
     command = [sys.executable, "-m", module, f"--config={config_path}", *extra_flags]
-    export_dir = os.path.join(settings["model_dir"], "export")
-    marker = os.path.join(export_dir, "model.json")
-    run_step(manifest, name, command, settings, marker, {"model_dir": settings["model_dir"], "export": export_dir})
+    export_dir = export.export_dir(model_dir)
+    marker = os.path.join(export_dir, export.METADATA_FILE)
+    run_step(manifest, step, command, settings, marker, {"model_dir": model_dir, "export": export_dir})
 
 
 def main(argv):

@@ -14,47 +14,37 @@ from typing import Any
 
 from efficientnet.model.evaluation import evaluate_export
 from efficientnet.util import fileio
+from pipelines.manifest import MODEL_ROLES, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest
+from pseudolabel import outputs
+
+REPORT_FILE = "report.json"  # the measured numbers; report.md and report.png are drawn from them
 
 
-def _model_steps(steps: dict[str, Any], last_round: int) -> list[tuple[int, str, dict]]:
-    rows = []
-    for name, entry in steps.items():
-        round_name, role = name.split("/")
-        round_index = int(round_name[len("round") :])
-        if role != "pseudolabel" and round_index <= last_round and entry.get("status") == "done":
-            rows.append((round_index, role, entry))
-    return sorted(rows, key=lambda row: (row[0], row[1]))
-
-
-def measure(steps: dict[str, Any], config: dict[str, Any], last_round: int) -> dict[str, Any]:
+def measure(manifest: Manifest, config: dict[str, Any], last_round: int) -> dict[str, Any]:
     """Evaluates every finished model and collects the labeling stats."""
     models = []
-    for round_index, role, entry in _model_steps(steps, last_round):
-        row = {"round": round_index, "role": role, "export": entry["outputs"]["export"]}
+    for step, entry in manifest.finished(last_round, MODEL_ROLES):
+        row = {"round": step.round, "role": step.role, "export": entry["outputs"]["export"]}
         for split_role in ("validation", "test"):
             data = config[split_role]
             metrics = evaluate_export(entry["outputs"]["export"], data["dataset"], data.get("split"))
             row[split_role] = metrics["top1"]
         models.append(row)
     labeling = []
-    for name, entry in sorted(steps.items()):
-        if name.endswith("/pseudolabel") and entry.get("status") == "done":
-            round_index = int(name.split("/")[0][len("round") :])
-            if round_index > last_round:
-                continue
-            stats = fileio.read_json(os.path.join(entry["outputs"]["output_dir"], "stats.json"))
-            labeling.append(
-                {
-                    "round": round_index,
-                    "pseudo_label_accuracy": stats.get("pseudo_label_accuracy"),
-                    "counts_after_filtering": stats["counts_per_class"]["after_filtering"],
-                    "counts_after_balancing": stats["counts_per_class"]["after_balancing"],
-                    "images_per_class": stats["images_per_class"],
-                    "num_kept": stats["num_kept"],
-                    "num_images": stats["num_images"],
-                    "class_names": stats.get("class_names"),
-                }
-            )
+    for step, entry in manifest.finished(last_round, (PSEUDOLABEL,)):
+        stats = fileio.read_json(outputs.stats_path(entry["outputs"]["output_dir"]))
+        labeling.append(
+            {
+                "round": step.round,
+                "pseudo_label_accuracy": stats.get("pseudo_label_accuracy"),
+                "counts_after_filtering": stats["counts_per_class"]["after_filtering"],
+                "counts_after_balancing": stats["counts_per_class"]["after_balancing"],
+                "images_per_class": stats["images_per_class"],
+                "num_kept": stats["num_kept"],
+                "num_images": stats["num_images"],
+                "class_names": stats.get("class_names"),
+            }
+        )
     return {"models": models, "labeling": labeling}
 
 
@@ -72,12 +62,12 @@ def comparisons(models: list[dict[str, Any]]) -> list[str]:
                 verdict = "above" if gap > 0 else "below"
                 lines.append(f"- {label}: {verdict} by {abs(gap):.1f} points of test accuracy")
 
-    compare("student round 1 vs teacher", (1, "student"), (0, "teacher"))
+    compare("student round 1 vs teacher", (1, STUDENT), (0, TEACHER))
     rounds = sorted({row["round"] for row in models})
     for k in rounds[2:]:
-        compare(f"student round {k} vs round {k - 1}", (k, "student"), (k - 1, "student"))
+        compare(f"student round {k} vs round {k - 1}", (k, STUDENT), (k - 1, STUDENT))
     for k in rounds:
-        compare(f"noised vs un-noised student, round {k}", (k, "student"), (k, "student_no_noise"))
+        compare(f"noised vs un-noised student, round {k}", (k, STUDENT), (k, STUDENT_NO_NOISE))
     return lines
 
 
@@ -93,7 +83,7 @@ def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_di
         return None
     from robustness.corruption_report import corruption_section
 
-    teacher = next((row["export"] for row in measured["models"] if row["role"] == "teacher"), None)
+    teacher = next((row["export"] for row in measured["models"] if row["role"] == TEACHER), None)
     return corruption_section(
         {f"round {row['round']} {row['role']}": row["export"] for row in measured["models"]},
         config["test"]["dataset"],
@@ -105,14 +95,14 @@ def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_di
     )
 
 
-def write_report(work_dir: str, steps: dict[str, Any], config: dict[str, Any], last_round: int) -> dict[str, Any]:
+def write_report(work_dir: str, manifest: Manifest, config: dict[str, Any], last_round: int) -> dict[str, Any]:
     """Writes report.json, report.md and report.png (and robustness.*) into `work_dir`."""
-    measured = measure(steps, config, last_round)
+    measured = measure(manifest, config, last_round)
     measured["comparisons"] = comparisons(measured["models"])
     section = robustness_section(measured, config, work_dir)
     if section is not None:
         measured["robustness"] = section["result"]
-    fileio.write_json(os.path.join(work_dir, "report.json"), measured)
+    fileio.write_json(os.path.join(work_dir, REPORT_FILE), measured)
     png = os.path.join(work_dir, "report.png")
     _plot(measured, png)
     markdown = _markdown(measured, config, section["markdown"] if section else None)
@@ -176,11 +166,11 @@ def _plot(measured: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, (accuracy_axis, balance_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    noised = [row for row in measured["models"] if row["role"] in ("teacher", "student")]
+    noised = [row for row in measured["models"] if row["role"] in (TEACHER, STUDENT)]
     for split, marker in (("validation", "o"), ("test", "s")):
         accuracy_axis.plot([r["round"] for r in noised], [r[split] for r in noised], marker=marker, label=split)
     for row in measured["models"]:
-        if row["role"] == "student_no_noise":
+        if row["role"] == STUDENT_NO_NOISE:
             accuracy_axis.scatter([row["round"]], [row["test"]], marker="x", color="red", label="test, no noise")
     accuracy_axis.set_xlabel("round (0 = teacher)")
     accuracy_axis.set_ylabel("top-1 accuracy")

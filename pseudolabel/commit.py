@@ -26,7 +26,7 @@ import uuid
 
 import tensorflow as tf
 
-from pseudolabel.records import STATS_FILE
+from pseudolabel.outputs import STATS_FILE
 
 
 def _is_local(path: str) -> bool:

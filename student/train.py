@@ -18,13 +18,11 @@ from absl import flags
 
 from efficientnet.model import export, scaling
 from efficientnet.train import config_flags
-from efficientnet.train.config import TrainConfig
+from efficientnet.train.config import STUDENT_DEFAULTS, TrainConfig
 from efficientnet.train.loop import open_data, train
 from efficientnet.util import cli
 
-# Student defaults: noise on (docs/noisy_student.md#the-student-and-its-noise: RandAugment N=2, small M for
-# small models; dropout and stochastic depth keep the model's defaults).
-config_flags.define_flags(defaults={"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unlabel_ratio": 3.0})
+config_flags.define_flags(defaults=STUDENT_DEFAULTS)
 _TEACHER = flags.DEFINE_string(
     "teacher", None, "The teacher's export (or model_dir), to check the student's size and classes."
 )

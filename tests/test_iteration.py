@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.iterate import Manifest, load_config, run_iteration
+from pipelines.iterate import load_config, resolved_settings, run_iteration, train_settings
+from pipelines.manifest import PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,18 +47,53 @@ def test_run_iteration_script_rejects_unknown_arguments():
 
 @pytest.mark.parametrize("name", ["digits.json", "imagenet_tpu.json"])
 def test_shipped_configs_resolve_to_valid_training_settings(name):
-    from efficientnet.train.config import TrainConfig
-    from pipelines.iterate import train_settings
-
     config = load_config(str(ROOT / "configs" / name))
-    settings = [train_settings(config, "teacher", 0, "/tmp/x")]
-    settings += [
-        train_settings(config, "student", k, "/tmp/x") | {"unlabeled_dataset": "tfrecord:/tmp/x/pseudo-*"}
-        for k in range(1, len(config["rounds"]) + 1)
-    ]
-    for values in settings:
-        TrainConfig.from_dict(values).validate()
-    assert settings[-1]["unlabel_ratio"] > 0
+    steps = [Step(0, TEACHER)] + [Step(k, STUDENT) for k in range(1, len(config["rounds"]) + 1)]
+    resolved = []
+    for step in steps:
+        settings = train_settings(config, step, "/tmp/x")
+        if step.role == STUDENT:
+            settings |= {"unlabeled_dataset": "tfrecord:/tmp/x/pseudo-*"}
+        resolved.append(resolved_settings(settings, step))
+    for values in resolved:
+        values.validate()
+    assert resolved[-1].unlabel_ratio > 0
+
+
+def test_student_settings_leave_unset_noise_to_the_student_defaults():
+    """A round config without randaugment_* gives the student its CLI's defaults, not TrainConfig's N=0."""
+    config = load_config(str(ROOT / "configs" / "digits.json"))
+    for section in ("train", "student"):
+        config[section] = {k: v for k, v in config[section].items() if not k.startswith("randaugment")}
+    settings = train_settings(config, Step(1, STUDENT), "/tmp/x")
+    assert not any(key.startswith("randaugment") for key in settings)
+    student = resolved_settings(settings | {"unlabeled_dataset": "tfrecord:/tmp/x/pseudo-*"}, Step(1, STUDENT))
+    assert (student.randaugment_layers, student.randaugment_magnitude) == (2, 5.0)
+    ablation = resolved_settings(
+        settings | {"unlabeled_dataset": "tfrecord:/tmp/x/pseudo-*"}, Step(1, STUDENT_NO_NOISE)
+    )
+    assert (ablation.randaugment_layers, ablation.dropout_rate, ablation.drop_connect_rate) == (0, 0.0, 0.0)
+
+
+def test_steps_are_data():
+    step = Step(2, STUDENT_NO_NOISE)
+    assert step.name == "round2/student_no_noise"
+    assert step.directory("runs/x") == "runs/x/round2-student-no-noise"
+    assert Step(1, PSEUDOLABEL).directory("w") == "w/round1-pseudo"
+    with pytest.raises(ValueError, match="unknown step role 'studnet'"):
+        Step(1, "studnet")
+
+
+def test_manifest_records_round_and_role_as_fields(tmp_path):
+    manifest = Manifest(str(tmp_path))
+    manifest.record(Step(1, STUDENT), {"status": "done", "settings": {}})
+    manifest.record(Step(0, TEACHER), {"status": "done", "settings": {}})
+    manifest.record(Step(1, PSEUDOLABEL), {"status": "running", "settings": {}})
+    stored = json.loads((tmp_path / "rounds.json").read_text())["steps"]
+    assert stored["round1/student"] == {"round": 1, "role": "student", "status": "done", "settings": {}}
+    reread = Manifest(str(tmp_path))
+    assert [step for step, _ in reread.finished(2, (TEACHER, STUDENT))] == [Step(0, TEACHER), Step(1, STUDENT)]
+    assert reread.finished(2, (PSEUDOLABEL,)) == []  # still running
 
 
 def test_compare_runs_means_over_seeds(tmp_path):

@@ -21,6 +21,12 @@ from efficientnet.train.distribute import PRECISIONS, STRATEGIES
 from efficientnet.train.schedules import SCHEDULES
 from efficientnet.util import fileio
 
+# The student's noise (docs/noisy_student.md#the-student-and-its-noise):
+# RandAugment N=2 at a small magnitude for small models, and 3 pseudo-labeled
+# images per labeled one; dropout and stochastic depth keep the model's own
+# rates. `student.train` takes these as its flag defaults and
+# `pipelines.iterate` leaves unset settings to it, so they hold on every path.
+STUDENT_DEFAULTS = {"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unlabel_ratio": 3.0}
 OPTIMIZERS = ("rmsprop", "sgd", "adam")
 # Settings that may differ between a run and its resumption without changing
 # what is computed.
@@ -179,6 +185,11 @@ class TrainConfig:
             if unlabeled_batch != int(unlabeled_batch):
                 raise ValueError(f"--unlabel_ratio × --batch_size must be whole, got {unlabeled_batch}")
         scaling.model_config(self.model, 1, **self.model_overrides())  # names the bad override
+
+
+def student_config(values: dict[str, Any]) -> TrainConfig:
+    """A student's settings: `STUDENT_DEFAULTS` under the given values."""
+    return TrainConfig.from_dict(STUDENT_DEFAULTS | values)
 
 
 def check_resumable(model_dir: str, config: TrainConfig) -> None:

@@ -16,6 +16,8 @@ def miniature_config(path):
     config["train"] |= {"log_every_steps": 5, "checkpoint_every_steps": 5}
     config["teacher"] |= {"train_steps": 15}
     config["student"] |= {"train_steps": 6, "unlabel_ratio": 1}
+    # No randaugment_* for the students: their noise must come from student.train's own defaults.
+    config["student"] = {k: v for k, v in config["student"].items() if not k.startswith("randaugment")}
     # A 15-step teacher is barely above chance (confidences 0.1–0.2), so keep every prediction.
     config["pseudolabel"] |= {"num_shards": 1, "confidence_threshold": 0.0}
     config["robustness"] = {"max_examples": 40, "severities": [1, 5]}
@@ -62,7 +64,8 @@ def test_iteration_killed_between_rounds_resumes_and_skips_finished_steps(tmp_pa
     no_noise = json.loads((work_dir / "round1-student-no-noise" / "config.json").read_text())
     noised = json.loads((work_dir / "round1-student" / "config.json").read_text())
     assert (no_noise["randaugment_layers"], no_noise["dropout_rate"], no_noise["drop_connect_rate"]) == (0, 0.0, 0.0)
-    assert noised["randaugment_layers"] == 2 and noised["unlabel_ratio"] == 1
+    assert (noised["randaugment_layers"], noised["randaugment_magnitude"], noised["unlabel_ratio"]) == (2, 5.0, 1)
+    assert noised["dropout_rate"] is None and noised["drop_connect_rate"] is None  # the model's own rates
     round1 = {name: entry["seconds"] for name, entry in steps.items()}
 
     # An export cut off before its model.json (written last) is incomplete: the

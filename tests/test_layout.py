@@ -1,0 +1,88 @@
+"""The architecture as a test: every module imports, and imports only downwards.
+
+Data flows one way: data → model → training → labeling and robustness →
+teacher/student CLIs → iteration and report. A module may import its own
+layer and the layers below it, never one above, so each layer can be read,
+tested and reused without the ones built on it.
+"""
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Lowest first. Packages on one rank may not import each other either.
+LAYERS = [
+    ("efficientnet.util",),
+    ("efficientnet.data",),
+    ("efficientnet.model",),
+    ("efficientnet.train",),
+    ("pseudolabel", "robustness"),
+    ("teacher", "student"),
+    ("pipelines",),
+]
+PACKAGES = ["efficientnet", "teacher", "student", "pseudolabel", "pipelines", "robustness"]
+
+
+def project_modules() -> list[str]:
+    modules = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return modules
+
+
+def layer_of(module: str) -> tuple[int, str] | None:
+    for rank, packages in enumerate(LAYERS):
+        for package in packages:
+            if module == package or module.startswith(package + "."):
+                return rank, package
+    return None  # the top-level `efficientnet` package itself: its lazy public API
+
+
+def imported_modules(module: str) -> set[str]:
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT / module.replace(".", "/") / "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+    return {name for name in found if name.split(".")[0] in PACKAGES}
+
+
+def test_every_module_has_a_layer():
+    unplaced = [m for m in project_modules() if layer_of(m) is None and m != "efficientnet"]
+    assert unplaced == []
+
+
+@pytest.mark.parametrize("module", project_modules())
+def test_imports_go_only_downwards(module):
+    own = layer_of(module)
+    if own is None:
+        return
+    upward = []
+    for name in imported_modules(module):
+        other = layer_of(name)
+        if other is None:
+            continue  # `efficientnet` (the lazy public API) or a bare `efficientnet.<layer>` package
+        if other[0] > own[0] or (other[0] == own[0] and other[1] != own[1]):
+            upward.append(name)
+    assert upward == [], f"{module} imports from a layer above or beside it"
+
+
+def is_cli(module: str) -> bool:
+    """CLIs define absl flags at import, so two of them cannot share a process;
+    each one runs as its own process in the CLI and fault tests."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    return path.exists() and '\nif __name__ == "__main__":' in path.read_text()
+
+
+@pytest.mark.parametrize("module", [m for m in project_modules() if not is_cli(m)])
+def test_library_module_imports(module):
+    importlib.import_module(module)
