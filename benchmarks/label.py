@@ -7,19 +7,19 @@ Two configurations (docs/platform.md#this-machine has the machine's reference sp
 The images are synthetic, smooth and JPEG-encoded, written as one
 ImageNet-format TFRecord file in a temporary directory, so every contender
 reads and decodes the same bytes. All contenders load the export the same
-way (`inference.Teacher`, counted in their time) and use the same batch size
-and the same eval preprocessing (`preprocessing.eval_image` via
-`Teacher.preprocess_batch`). They differ only in what drives the model:
+way (`Predictor.from_export`, counted in their time) and use the same batch
+size and the same eval preprocessing (`preprocessing.eval_image` via
+`Predictor.views_of_encoded`). They differ only in what drives the model:
 
   beam           `run_labeling`: the whole job as users run it (read,
                  label, filter, balance, write records and stats) on the
                  local FnApiRunner, model loaded inside the job.
   bare predict   a plain loop: read records, preprocess, then Keras
                  `model.predict(images, batch_size=B)`.
-  bare compiled  the same loop calling the labeling job's compiled
-                 `tf.function` (fixed input signature) instead of
-                 `model.predict`: the job's own inference with Beam taken
-                 away, so beam/compiled is Beam's overhead alone.
+  bare compiled  the same loop calling `Predictor.logits` (the frozen,
+                 fixed-signature forward pass every consumer uses) instead
+                 of `model.predict`: the job's own inference with Beam
+                 taken away, so beam/compiled is Beam's overhead alone.
 
 The contenders alternate for `--repeats` rounds (machine-load drift hits all
 of them) and the median time is reported. Ratios are beam / bare.
@@ -52,8 +52,8 @@ from absl import flags, logging  # noqa: E402
 
 import efficientnet  # noqa: E402
 from efficientnet.model import export  # noqa: E402
+from efficientnet.model.inference import Predictor  # noqa: E402
 from efficientnet.util.cli import run  # noqa: E402
-from pseudolabel.inference import Teacher  # noqa: E402
 from pseudolabel.pipeline import LabelingConfig, run_labeling  # noqa: E402
 from pseudolabel.targets import soft_probabilities  # noqa: E402
 
@@ -116,10 +116,10 @@ def read_encoded(path: str) -> list[bytes]:
 
 def bare(corpus: str, export_dir: str, batch_size: int, *, compiled: bool) -> int:
     """Read, preprocess, predict; returns the number of images labeled."""
-    teacher = Teacher(export_dir)
+    teacher = Predictor.from_export(export_dir)
     encoded = read_encoded(corpus)
     batches = [
-        teacher.preprocess_batch(encoded[start : start + batch_size])[0] for start in range(0, len(encoded), batch_size)
+        teacher.views_of_encoded(encoded[start : start + batch_size])[0] for start in range(0, len(encoded), batch_size)
     ]
     if compiled:
         probabilities = [soft_probabilities(teacher.logits(images)) for images in batches]

@@ -41,12 +41,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
 from efficientnet.data import records
-from efficientnet.data.datasets import digits_withheld_labels
+from efficientnet.data.datasets import open_source
+from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
 from pseudolabel import balance, commit, outputs, stats, targets
 from pseudolabel.inference import LabelBatchFn
-from pseudolabel.sources import FAILED, ReadImages, check_input
+from pseudolabel.read import FAILED, ReadImages
 
 # Without --runner, run in this process on the FnApiRunner: Beam's DirectRunner
 # would first try to download and start the Prism runner (docs/platform.md#apache-beam).
@@ -103,7 +104,10 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     ValueError / FileNotFoundError before any pipeline starts.
     """
     config.validate()
-    check_input(config.input, config.split, config.data_dir)
+    # Opened here so that a missing corpus or a wrong split fails in the
+    # launcher, and to count its shards (listing a folder or bucket once).
+    source = open_source(config.input, data_dir=config.data_dir)
+    source.check_split(config.split)
     teacher_dir = export.resolve_export_dir(config.teacher)
     # Loaded once here, in the launcher, so that a teacher safe mode refuses
     # (or a truncated file) is a one-line error before any worker starts.
@@ -131,7 +135,14 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
         fileio.write_json(os.path.join(work_dir, outputs.CONFIG_FILE), dataclasses.asdict(config) | settings)
         tf.io.gfile.makedirs(os.path.join(work_dir, SPILL_DIR))
         with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-            build_pipeline(pipeline, config, work_dir=work_dir, settings=settings, truth=truth)
+            build_pipeline(
+                pipeline,
+                config,
+                work_dir=work_dir,
+                settings=settings,
+                truth=truth,
+                num_read_shards=source.num_shards(config.split),
+            )
         commit.discard(os.path.join(work_dir, SPILL_DIR))
         commit.commit(work_dir, config.output_dir)
     except BaseException:
@@ -147,21 +158,23 @@ def build_pipeline(
     work_dir: str,
     settings: dict[str, Any],
     truth: dict[str, int] | None,
+    num_read_shards: int,
 ) -> None:
-    """Adds the labeling job to `pipeline`, writing into `work_dir`."""
+    """Adds the labeling job to `pipeline`, writing into `work_dir`; the
+    corpus is read in `num_read_shards` parallel parts."""
     num_classes = settings["num_classes"]
     threshold = config.confidence_threshold
 
-    read = pipeline | "Read" >> ReadImages(config.input, config.split, config.data_dir)
+    images = pipeline | "Read" >> ReadImages(config.input, config.split, config.data_dir, num_read_shards)
     labeled = (
-        read["images"]
+        images
         | "Batch" >> beam.BatchElements(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
         | "Label"
         >> beam.ParDo(LabelBatchFn(settings["teacher"], config.temperature, shared.Shared())).with_outputs(
             FAILED, main="labeled"
         )
     )
-    failures = (read[FAILED], labeled[FAILED]) | "AllFailures" >> beam.Flatten()
+    failures = labeled[FAILED]
     predictions = labeled.labeled | "Predictions" >> beam.Map(_prediction)
     before = predictions | "StatsBefore" >> beam.CombineGlobally(stats.PredictionStatsFn(num_classes, truth))
     kept = labeled.labeled | "Threshold" >> beam.Filter(_passes, threshold)

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet.data.datasets import open_source
+from efficientnet.model.inference import Predictor
 from efficientnet.util import fileio
 from robustness import corruptions as corruption_library
 from robustness import inference, metrics, report
@@ -94,16 +95,16 @@ def corruption_report(
 
     timing = {"prepare_s": time.perf_counter() - start, "load_images_s": 0.0, "corrupt_s": 0.0, "predict_s": 0.0}
     # One evaluation per distinct export, however many names (baseline included) point at it.
-    unique = {c.export: c for c in classifiers.values()}
+    unique = {c.path: c for c in classifiers.values()}
     tally = _count_correct(
         unique, source, split, corruptions, severities, max_examples, seed, batch_size, cache_dir, timing
     )
     models = {}
     for name, classifier in classifiers.items():
-        counts = tally[classifier.export]
+        counts = tally[classifier.path]
         total = counts["num_examples"]
         models[name] = {
-            "export": classifier.export,
+            "export": classifier.path,
             "resolution": classifier.resolution,
             "num_examples": total,
             "clean_error": 1 - counts["clean"] / total,
@@ -120,7 +121,7 @@ def corruption_report(
         )
     baseline_row = models.pop(BASELINE, None)
     timing["total_s"] = time.perf_counter() - start
-    images_per_resolution = {c.resolution: tally[c.export]["num_examples"] for c in unique.values()}
+    images_per_resolution = {c.resolution: tally[c.path]["num_examples"] for c in unique.values()}
     evaluations = sum(tally[path]["num_examples"] for path in unique) * (len(corruptions) * len(severities) + 1)
     return {
         "benchmark": "corruptions",
@@ -142,7 +143,7 @@ def corruption_report(
 
 
 def _count_correct(
-    classifiers: Mapping[str, inference.Classifier],
+    classifiers: Mapping[str, Predictor],
     source,
     split: str | None,
     corruptions: Sequence[str],

@@ -98,7 +98,7 @@ def imagenet_a_report(
         raise ValueError(f"split {split!r} of {dataset!r} is empty")
     labels = np.concatenate(labels)
     models = {
-        name: {"export": classifiers[name].export, "resolution": classifiers[name].resolution}
+        name: {"export": classifiers[name].path, "resolution": classifiers[name].resolution}
         | imagenet_a_scores(np.concatenate(values), labels)
         for name, values in logits.items()
     }

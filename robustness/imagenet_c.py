@@ -90,7 +90,7 @@ def imagenet_c_report(
     models = {}
     for name, classifier in classifiers.items():
         models[name] = {
-            "export": classifier.export,
+            "export": classifier.path,
             "resolution": classifier.resolution,
             "clean_error": clean_errors[name],
             "errors": errors[name],

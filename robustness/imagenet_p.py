@@ -128,7 +128,7 @@ def imagenet_p_report(
         baseline_values = measured.pop(BASELINE)
     models = {}
     for name, values in measured.items():
-        row = {"export": classifiers[name].export, "resolution": classifiers[name].resolution} | values
+        row = {"export": classifiers[name].path, "resolution": classifiers[name].resolution} | values
         row["mean_flip_probability"] = float(np.mean(list(values["flip_probability"].values())))
         row["mean_top5_distance"] = float(np.mean(list(values["top5_distance"].values())))
         if baseline_values is not None:

@@ -8,7 +8,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from sklearn.datasets import load_digits
 
-from efficientnet.data.datasets import UNKNOWN_LABEL, digits_split_indices, digits_withheld_labels, open_source
+from efficientnet.data.datasets import open_source
+from efficientnet.data.digits import digits_split_indices, digits_withheld_labels
+from efficientnet.data.source import UNKNOWN_LABEL
 from efficientnet.util.registry import UnknownNameError
 
 
@@ -238,3 +240,41 @@ def test_sources_read_through_tf_gfile_filesystems():
     np.testing.assert_array_equal(folder[0]["image"], smooth_image(5))
     np.testing.assert_array_equal(records[0]["image"], smooth_image(6))
     assert records[0]["label"] == 4
+
+
+# ----------------------------------------------------------------- shards and stored bytes
+
+
+def test_shards_partition_every_source_with_the_ids_of_the_whole(tmp_path):
+    """Readers that split a corpus (labeling workers) see the ids training sees."""
+    for index in range(3):
+        write_records(
+            tmp_path / f"part-{index}", [imagenet_record(encode(smooth_image(index * 2 + j)), j) for j in (0, 1)]
+        )
+    make_folder(tmp_path / "images")
+    for spec, split in ((f"tfrecord:{tmp_path}/part-*", None), (f"folder:{tmp_path}/images", None), ("digits", "test")):
+        source = open_source(spec)
+        whole = [example["id"] for example in collect(source.examples(split))]
+        parts = [[example["id"] for example in collect(source.examples(split, shard=(index, 2)))] for index in range(2)]
+        assert sorted(parts[0] + parts[1]) == sorted(whole), spec
+        assert not set(parts[0]) & set(parts[1]), spec
+    assert open_source(f"tfrecord:{tmp_path}/part-*").num_shards() == 3  # one per file
+    with pytest.raises(ValueError, match="shard 2 of 2 does not exist"):
+        open_source("digits").examples("test", shard=(2, 2))
+
+
+def test_stored_bytes_are_passed_on_and_unreadable_records_kept_empty(tmp_path):
+    good = encode(smooth_image(0))
+    write_records(
+        tmp_path / "part-0", [imagenet_record(good, 1), imagenet_record(b"not an image", 2), b"not an Example"]
+    )
+    examples = collect(open_source(f"tfrecord:{tmp_path}/part-*").examples(decode=False))
+    assert [(e["id"].decode(), e["encoded"], int(e["label"])) for e in examples] == [
+        (f"{tmp_path}/part-0#0", good, 1),
+        (f"{tmp_path}/part-0#1", b"not an image", 2),  # bytes are not decoded here
+        (f"{tmp_path}/part-0#2", b"", UNKNOWN_LABEL),  # unparseable: kept, empty, so its consumer names it
+    ]
+    digits = collect(open_source("digits").examples("test", decode=False).take(1))[0]
+    np.testing.assert_array_equal(
+        tf.io.decode_png(digits["encoded"]).numpy(), collect(open_source("digits").examples("test").take(1))[0]["image"]
+    )

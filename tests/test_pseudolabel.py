@@ -19,11 +19,10 @@ from sklearn.datasets import load_digits
 from efficientnet.data import records
 from efficientnet.data.datasets import open_source
 from efficientnet.data.input_pipeline import train_dataset
+from efficientnet.model.inference import Predictor
 from pseudolabel import balance, commit, outputs, stats, targets
-from pseudolabel.inference import Teacher
 from pseudolabel.pipeline import LabelingConfig, run_labeling
 from pseudolabel.run import split_argv
-from pseudolabel.sources import record_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 10
@@ -268,7 +267,8 @@ def imagenet_record(encoded):
 @pytest.fixture(scope="module")
 def tfrecord_corpus(tmp_path_factory):
     """80 digits in two files, the first one twice in the first file (an
-    identical record: same id), plus one corrupt image in the second file."""
+    identical record, told apart by its position), plus one corrupt image in
+    the second file."""
     directory = tmp_path_factory.mktemp("corpus")
     images = digit_pngs(80)
     files = {}
@@ -321,7 +321,7 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path):
     assert os.listdir(tmp_path) == ["pseudo"]  # no temporary directory left behind
 
     # The corrupt image is a dead letter, counted and named; the job went on.
-    corrupt_id = record_id(sorted(files)[1], imagenet_record(CORRUPT))
+    corrupt_id = f"{sorted(files)[1]}#40"  # the same id training gives it: file and position
     failures = [json.loads(line) for line in open(os.path.join(output_dir, "failures.jsonl"))]
     assert [failure["id"] for failure in failures] == [corrupt_id]
     assert document["num_failures"] == 1
@@ -356,15 +356,15 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path):
     assert document["num_dropped_by_balancing"] > 0 and document["num_duplicated"] > 0
 
     # The pipeline computes exactly the pure semantics, on the teacher's own predictions.
-    labeler = Teacher(teacher)
+    labeler = Predictor.from_export(teacher)
     predictions, image_of = [], {}
     for path, file_records in files.items():
-        for record in file_records:
+        for index, record in enumerate(file_records):
             encoded = tf.train.Example.FromString(record).features.feature["image/encoded"].bytes_list.value[0]
             if encoded == CORRUPT:
                 continue
-            probabilities = targets.soft_probabilities(labeler.logits(labeler.preprocess(encoded)[None]))[0]
-            example_id = record_id(path, record)
+            probabilities = targets.soft_probabilities(labeler.logits(labeler.views_of_encoded([encoded])[0]))[0]
+            example_id = f"{path}#{index}"
             predictions.append((example_id, int(np.argmax(probabilities)), float(np.max(probabilities))))
             image_of[example_id] = encoded
     copies, _ = balance.filter_and_balance(
@@ -444,7 +444,7 @@ def test_digits_unlabeled_reports_pseudo_label_accuracy(teacher, tmp_path):
     assert json.load(open(os.path.join(output_dir, "config.json")))["input"] == "digits"
 
 
-def test_tfds_source_is_reencoded_as_png(teacher, tmp_path):
+def test_tfds_images_keep_their_stored_bytes(teacher, tmp_path):
     import tensorflow_datasets as tfds
 
     output_dir = str(tmp_path / "pseudo")

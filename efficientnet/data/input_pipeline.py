@@ -15,7 +15,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from efficientnet.data import preprocessing
-from efficientnet.data.datasets import Source
+from efficientnet.data.source import Source
 
 # An augmentation maps (uint8 image, seed [2]) to a uint8 image, e.g. RandAugment.
 Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]

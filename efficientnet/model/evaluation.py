@@ -1,31 +1,31 @@
 """Accuracy of a model or an export on a dataset split.
 
-Evaluation preprocessing is `preprocessing.eval_image` at the model's own
-resolution (from the export's model.json), the same view the labeling job uses.
+Evaluation sees `preprocessing.eval_image` at the model's own resolution
+(from the export's model.json), through the same `Predictor` the labeling job
+and the robustness benchmarks use.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+import numpy as np
 
 from efficientnet.data import input_pipeline
-from efficientnet.data.datasets import Source, open_source
-from efficientnet.model import export
+from efficientnet.data.datasets import open_source
+from efficientnet.data.source import Source
+from efficientnet.model.inference import Predictor
 
 
-def evaluate(model, source: Source, split: str | None, resolution: int, batch_size: int) -> dict[str, float]:
-    """Top-1 / top-5 accuracy of `model` (as it is, call on EMA weights) over a split."""
-    predict = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+def evaluate(predictor: Predictor, source: Source, split: str | None, batch_size: int) -> dict[str, float]:
+    """Top-1 / top-5 accuracy of `predictor` over a split."""
     correct1 = correct5 = count = 0
-    for batch in input_pipeline.eval_dataset(source, split, batch_size=batch_size, resolution=resolution):
-        logits = predict(batch["image"])
+    batches = input_pipeline.eval_dataset(source, split, batch_size=batch_size, resolution=predictor.resolution)
+    for batch in batches.as_numpy_iterator():
+        logits = predictor.logits(batch["image"], batch_size)
         labels = batch["label"]
-        top5 = tf.math.top_k(logits, k=min(5, logits.shape[-1])).indices
-        correct1 += int(tf.reduce_sum(tf.cast(tf.equal(top5[:, 0], tf.cast(labels, tf.int32)), tf.int32)))
-        correct5 += int(
-            tf.reduce_sum(tf.cast(tf.reduce_any(tf.equal(top5, tf.cast(labels, tf.int32)[:, None]), axis=1), tf.int32))
-        )
-        count += int(labels.shape[0])
+        top5 = np.argsort(-logits, axis=-1, kind="stable")[:, : min(5, logits.shape[-1])]
+        correct1 += int(np.sum(top5[:, 0] == labels))
+        correct5 += int(np.sum(np.any(top5 == labels[:, None], axis=1)))
+        count += len(labels)
     if count == 0:
         raise ValueError(f"evaluation split {split!r} of {source.spec!r} is empty")
     return {"top1": correct1 / count, "top5": correct5 / count, "num_examples": count}
@@ -33,8 +33,8 @@ def evaluate(model, source: Source, split: str | None, resolution: int, batch_si
 
 def evaluate_export(path: str, dataset: str, split: str | None, *, data_dir=None, batch_size: int = 256) -> dict:
     """Top-1/top-5 of an export on `dataset`/`split`, refusing a class-count mismatch."""
-    model, metadata = export.load_export(path)
+    predictor = Predictor.from_export(path)
     source = open_source(dataset, data_dir=data_dir)
-    if source.num_classes not in (None, metadata["num_classes"]):
-        raise ValueError(f"{path} predicts {metadata['num_classes']} classes but {dataset!r} has {source.num_classes}")
-    return evaluate(model, source, split, metadata["input"]["resolution"], batch_size)
+    if source.num_classes not in (None, predictor.num_classes):
+        raise ValueError(f"{path} predicts {predictor.num_classes} classes but {dataset!r} has {source.num_classes}")
+    return evaluate(predictor, source, split, batch_size)

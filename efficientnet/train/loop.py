@@ -29,9 +29,11 @@ import tensorflow as tf
 from absl import logging
 
 from efficientnet.data import input_pipeline, preprocessing, randaugment
-from efficientnet.data.datasets import Source, open_source
+from efficientnet.data.datasets import open_source
+from efficientnet.data.source import Source
 from efficientnet.model import export, scaling
 from efficientnet.model.evaluation import evaluate
+from efficientnet.model.inference import Predictor
 from efficientnet.model.network import build_from_config
 from efficientnet.train import losses
 from efficientnet.train.config import TrainConfig, check_resumable
@@ -230,9 +232,8 @@ class TrainingRun:
         config, data = self.config, self.data
         export_dir = export.export_dir(config.model_dir)
         with self.ema.swapped():
-            metrics = evaluate(
-                self.model, data.eval, config.eval_split, self.model_config.resolution, config.batch_size
-            )
+            predictor = Predictor(self.model, self.model_config.resolution)
+            metrics = evaluate(predictor, data.eval, config.eval_split, config.batch_size)
             metadata = {
                 "dataset": config.dataset,
                 "eval_dataset": config.eval_dataset or config.dataset,

@@ -1,0 +1,159 @@
+"""The dataset source interface: one family of readers for every consumer.
+
+Training, evaluation, the labeling job and the robustness benchmarks all read
+data through `Source.examples`, so the same record has the same id
+everywhere: `digits/INDEX`, a TFDS file name or `tfds_id`, `PATH#INDEX` for
+the INDEX-th record of a TFRecord file, and the file path for image files.
+The labeling job joins on these ids, and undecodable images are named by them.
+
+`examples(split, shard=(i, n))` reads the i-th of n disjoint parts, by whole
+files where the source has files: the labeling job reads the parts on
+parallel workers, and a multi-worker trainer can give each worker its own.
+`examples(decode=False)` yields the stored bytes instead of pixels (PNG for
+sources that hold pixels), for writing records without re-encoding.
+
+Every source yields dicts with
+  id      tf.string  unique and stable per example
+  image   tf.uint8   [height, width, 3] (grayscale replicated, alpha dropped),
+                     or `encoded` (tf.string) with decode=False
+  label   tf.int64   class index; -1 where the source withholds it (unlabeled data)
+and pseudo-label records also carry `probabilities` (float32 [num_classes]).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import tensorflow as tf
+
+from efficientnet.util.registry import Registry
+
+UNKNOWN_LABEL = -1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+Shard = tuple[int, int]  # (index, count): the index-th of count disjoint parts
+
+
+class Source:
+    """A named collection of splits of example dicts (see the module docstring)."""
+
+    spec: str
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    split_names: tuple[str, ...] | None = None  # None: the source has no splits
+    # Whether reading one record can fail (a file that is not an image, a
+    # record that is not an Example): such records are skipped, logged by id
+    # and counted in `skipped_images`, never fatal.
+    reads_files = False
+
+    def __init__(self) -> None:
+        self.skipped_images = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_images")
+
+    def num_examples(self, split: str | None = None) -> int | None:
+        """Number of examples in `split`, when known without reading the data."""
+        return None
+
+    def num_shards(self, split: str | None = None) -> int:
+        """Into how many parts `examples(shard=…)` usefully splits `split`."""
+        return 1
+
+    def examples(
+        self,
+        split: str | None = None,
+        *,
+        shuffle_files: bool = False,
+        seed: int = 0,
+        shard: Shard | None = None,
+        decode: bool = True,
+    ) -> tf.data.Dataset:
+        """Example dicts of `split` in a fixed order (files shuffled if asked).
+
+        With `decode=False`, a record that cannot be read is kept with empty
+        `encoded` bytes, so that its consumer (the labeling job) fails to
+        decode it and reports it by id; with `decode=True` it is skipped.
+        """
+        self.check_split(split)
+        index, count = shard or (0, 1)
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index} of {count} does not exist")
+        raw = self._raw(split, shard=(index, count), shuffle_files=shuffle_files, seed=seed, decode=decode)
+
+        def prepare(record):
+            example = self._parse(record)
+            if decode and "encoded" in example:
+                example = without(example, "encoded") | {"image": decode_image(example["encoded"])}
+            elif not decode and "image" in example:
+                example = without(example, "image") | {"encoded": tf.io.encode_png(example["image"])}
+            return example
+
+        if not self.reads_files:
+            return raw.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return guarded_map(raw, prepare, self.skipped_images, keep_failures=not decode)
+
+    def _raw(self, split: str | None, *, shard: Shard, shuffle_files: bool, seed: int, decode: bool):
+        """The source's records of `split` and `shard`, each a dict with an `id`."""
+        raise NotImplementedError
+
+    def _parse(self, record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """A raw record → id, label, `image` or `encoded` (and probabilities)."""
+        return record
+
+    def check_split(self, split: str | None) -> None:
+        if self.split_names is None:
+            if split is not None:
+                raise ValueError(f"{self.spec!r} has no splits (got split {split!r}); point the source at the files")
+        elif split is None or split.split("[")[0] not in self.split_names:
+            raise ValueError(f"{self.spec!r} needs a split, one of {list(self.split_names)}; got {split!r}")
+
+
+SOURCES: Registry[type[Source]] = Registry("dataset source")
+
+
+def without(example: dict, key: str) -> dict:
+    return {name: value for name, value in example.items() if name != key}
+
+
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+    """JPEG/PNG/BMP/GIF bytes → uint8 [h, w, 3] (gray replicated, alpha dropped)."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def guarded_map(records: tf.data.Dataset, fn, skipped: tf.Variable, *, keep_failures: bool) -> tf.data.Dataset:
+    """`records.map(fn)`, where a record whose `fn` fails is logged by id and
+    counted, then dropped, or kept as an empty stand-in with `keep_failures`.
+
+    tf.data can only drop elements whose map failed (`ignore_errors`), which
+    loses the element's identity. So each record becomes a one-element dataset
+    holding either `fn` of it or, when that failed, a stand-in that still
+    carries the id: zeros of `fn`'s output structure (empty bytes, label 0 → -1).
+    """
+    spec = records.map(fn).element_spec
+
+    def stand_in(record):
+        values = {
+            key: tf.zeros([0 if dim is None else dim for dim in value.shape], value.dtype)
+            for key, value in spec.items()
+        }
+        if "label" in values:
+            values["label"] = tf.constant(UNKNOWN_LABEL, spec["label"].dtype)
+        return values | {"id": record["id"], "ok": False}
+
+    def fn_or_stand_in(record):
+        single = tf.data.Dataset.from_tensors(record)
+        done = single.map(lambda r: fn(r) | {"ok": True}).ignore_errors()
+        return done.concatenate(single.map(stand_in)).take(1)
+
+    def count_failure(example):
+        def record():
+            with tf.control_dependencies([skipped.assign_add(1)]):
+                return tf.print("skipped undecodable image:", example["id"], output_stream=sys.stderr)
+
+        tf.cond(example["ok"], tf.no_op, record)
+        return example
+
+    examples = records.interleave(fn_or_stand_in, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if keep_failures:
+        return examples.map(lambda example: without(example, "ok"))
+    return examples.map(count_failure).filter(lambda example: example["ok"]).map(lambda e: without(e, "ok"))

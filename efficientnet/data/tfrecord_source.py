@@ -1,0 +1,92 @@
+"""`tfrecord:GLOB`: ImageNet-format or pseudo-label TFRecords (efficientnet/data/records.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from efficientnet.data import records
+from efficientnet.data.source import SOURCES, Shard, Source
+
+
+@SOURCES.register("tfrecord")
+class TfrecordSource(Source):
+    """ImageNet-format (`image/encoded`, `image/class/label`) or pseudo-label
+    records (`image/encoded`, `probabilities`, `label`, `prob`), told apart by
+    the first record. Labels are used as stored (0-based).
+
+    The number of classes of ImageNet-format records is not stored in them:
+    it comes from `num_classes` or from a `dataset_info.json` beside the files
+    (`{"num_classes": N, "class_names": [...]}`), else stays unknown. The id
+    of a record is `PATH#INDEX`, its position in its file; shards are whole
+    files, so ids do not depend on how the files are split between readers.
+    """
+
+    reads_files = True
+
+    def __init__(self, argument: str, data_dir: str | None = None):
+        super().__init__()
+        if not argument:
+            raise ValueError("tfrecord source needs a file pattern, e.g. 'tfrecord:/data/train-*'")
+        self.files = sorted(tf.io.gfile.glob(argument))
+        if not self.files:
+            raise FileNotFoundError(f"no files match tfrecord pattern {argument!r}")
+        first = _first_record(self.files)
+        if first is None:
+            raise ValueError(f"the files matching {argument!r} hold no records")
+        feature = tf.train.Example.FromString(first).features.feature
+        self.pseudolabeled = "probabilities" in feature
+        if self.pseudolabeled:
+            self.num_classes = len(feature["probabilities"].float_list.value)
+        elif "image/class/label" not in feature or "image/encoded" not in feature:
+            raise ValueError(
+                f"{self.files[0]!r} is neither ImageNet format (image/encoded, image/class/label) nor "
+                f"pseudo-label format (image/encoded, probabilities, label, prob); it has {sorted(feature)}"
+            )
+        self._read_dataset_info(os.path.dirname(self.files[0]))
+
+    def _read_dataset_info(self, directory: str) -> None:
+        path = os.path.join(directory, "dataset_info.json")
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                info = json.load(f)
+            self.num_classes = info.get("num_classes", self.num_classes)
+            self.class_names = tuple(info["class_names"]) if "class_names" in info else None
+
+    def num_shards(self, split: str | None = None) -> int:
+        return len(self.files)
+
+    def _raw(self, split, *, shard: Shard, shuffle_files, seed, decode) -> tf.data.Dataset:
+        index, count = shard
+        files = self.files[index::count]
+        names = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string))
+        if shuffle_files:
+            names = names.shuffle(len(files), seed=seed)
+
+        def read_file(path):
+            return (
+                tf.data.TFRecordDataset(path)
+                .enumerate()
+                .map(lambda i, record: {"id": path + "#" + tf.strings.as_string(i), "record": record})
+            )
+
+        return names.interleave(
+            read_file, cycle_length=max(1, min(16, len(files))), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+
+    def _parse(self, record):
+        features = records.PSEUDOLABEL_FEATURES if self.pseudolabeled else records.IMAGENET_FEATURES
+        parsed = tf.io.parse_single_example(record["record"], features)
+        example = {"id": record["id"], "encoded": parsed["image/encoded"]}
+        if self.pseudolabeled:
+            return example | {"label": parsed["label"], "probabilities": tf.sparse.to_dense(parsed["probabilities"])}
+        return example | {"label": parsed["image/class/label"]}
+
+
+def _first_record(files: list[str]) -> bytes | None:
+    for path in files:
+        for record in tf.data.TFRecordDataset(path).take(1):
+            return record.numpy()
+    return None

@@ -1,0 +1,53 @@
+"""Reading an unlabeled corpus into Beam as `(id, encoded image bytes)`.
+
+Any dataset spec works, read by the same `Source` readers training uses
+(efficientnet/data/datasets.py), so an image has the same id here as in
+training and evaluation. The corpus is cut into the source's natural shards
+(`Source.num_shards`: a TFRecord file, a few hundred image files, a TFDS file)
+and each worker reads whole shards with `Source.examples(shard=…,
+decode=False)`: the original JPEG/PNG bytes go on untouched (sources that only
+hold pixels, like digits, give PNG). A record that cannot be read arrives with
+empty bytes, so the teacher's decoding turns it into a dead letter named by
+its id, like any undecodable image.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from efficientnet.data.datasets import open_source
+
+FAILED = "failed"  # tag of the dead-letter output
+
+
+class _ReadShardFn(beam.DoFn):
+    """Shard index → `(id, encoded bytes)` of every image in that shard."""
+
+    def __init__(self, spec: str, split: str | None, data_dir: str | None, num_shards: int):
+        self._spec, self._split, self._data_dir, self._num_shards = spec, split, data_dir, num_shards
+
+    def setup(self):
+        self._source = open_source(self._spec, data_dir=self._data_dir)
+
+    def process(self, index: int):
+        examples = self._source.examples(self._split, shard=(index, self._num_shards), decode=False)
+        for example in examples.as_numpy_iterator():
+            yield example["id"].decode(), example["encoded"]
+
+
+class ReadImages(beam.PTransform):
+    """`(id, encoded bytes)` of every image of `spec`, read in parallel shards."""
+
+    def __init__(self, spec: str, split: str | None, data_dir: str | None, num_shards: int):
+        super().__init__()
+        self._spec, self._split, self._data_dir, self._num_shards = spec, split, data_dir, num_shards
+
+    def expand(self, pipeline):
+        return (
+            pipeline
+            | "Shards" >> beam.Create(list(range(self._num_shards)))
+            | "SpreadShards" >> beam.Reshuffle()
+            | "ReadShards" >> beam.ParDo(_ReadShardFn(self._spec, self._split, self._data_dir, self._num_shards))
+            # A shard's images go to every worker for inference, not just the reader's.
+            | "SpreadImages" >> beam.Reshuffle()
+        )
