@@ -15,6 +15,7 @@ from efficientnet import build_model
 from efficientnet.data.datasets import open_source
 from efficientnet.model import export, scaling
 from efficientnet.model.evaluation import evaluate
+from efficientnet.model.inference import Predictor
 from efficientnet.train.config import TrainConfig, check_resumable
 from efficientnet.train.ema import EMA
 from efficientnet.train.loop import initialize_from, train
@@ -60,7 +61,7 @@ def test_teacher_run_writes_config_checkpoints_summaries_and_export(teacher_dir)
 
 def test_export_reloads_in_safe_mode_and_reproduces_its_metrics(teacher_dir):
     model, metadata = export.load_export(str(teacher_dir))
-    metrics = evaluate(model, open_source("digits"), "test", metadata["input"]["resolution"], 128)
+    metrics = evaluate(Predictor(model, metadata["input"]["resolution"]), open_source("digits"), "test", 128)
     assert metrics == metadata["metrics"]
 
 
