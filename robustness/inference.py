@@ -1,8 +1,8 @@
-"""Exports → logits for the robustness benchmarks.
+"""Models and image views for the robustness benchmarks.
 
-Every benchmark evaluates one or more exported models on the same images. A model's input
-config (resolution) comes from its export metadata, and the
-view of an image is one of two:
+Every benchmark evaluates one or more exported models on the same images, through the
+project's one inference path (`efficientnet.model.inference.Predictor`). A model's input
+config (resolution) comes from its export metadata, and the view of an image is one of two:
 
   eval_view   `preprocessing.eval_image`, the project's one eval crop, for datasets of
               uncropped images (ImageNet, ImageNet-A, digits, any source);

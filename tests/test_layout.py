@@ -8,6 +8,7 @@ tested and reused without the ones built on it.
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,25 @@ def is_cli(module: str) -> bool:
 @pytest.mark.parametrize("module", [m for m in project_modules() if not is_cli(m)])
 def test_library_module_imports(module):
     importlib.import_module(module)
+
+
+def test_readme_layout_table_matches_the_tree():
+    """Every module of the project is named in the README's layout table, and every name there exists."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Layout") : text.index("## Development")]
+    named = set()
+    for folder, cell in re.findall(r"^\| `([a-z_/]+/)` \| (.*) \|$", table, flags=re.M):
+        named |= {folder + name for name in re.findall(r"`([a-z_0-9]+\.(?:py|json|md))`", cell)}
+    on_disk = set()
+    for folder in {name.rsplit("/", 1)[0] + "/" for name in named}:
+        for path in (ROOT / folder).iterdir():
+            if path.suffix in (".py", ".json", ".md") and path.name not in ("__init__.py", "README.md"):
+                on_disk.add(folder + path.name)
+    assert named == on_disk
+    packages = {name.rsplit("/", 1)[0] for name in named}
+    assert {p for p in PACKAGES if p != "efficientnet"} | {
+        f"efficientnet/{layer}" for layer in LAYER_FOLDERS
+    } <= packages
+
+
+LAYER_FOLDERS = ("util", "data", "model", "train")
