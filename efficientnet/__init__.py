@@ -15,6 +15,10 @@ not pull in TensorFlow): `build_model`, `build_from_config`, `model_config`,
 
 import importlib
 
+from efficientnet.util.console import quiet_native_logs
+
+quiet_native_logs()  # a `python -m efficientnet.…` CLI: filter TensorFlow's native log noise (no-op on import)
+
 _PUBLIC = {
     "MODEL_SIZES": "efficientnet.model.scaling",
     "ModelConfig": "efficientnet.model.scaling",

@@ -12,23 +12,26 @@ import io
 import os
 from typing import Any
 
-from efficientnet.model.evaluation import evaluate_export
+from efficientnet.data.datasets import open_source
+from efficientnet.model.evaluation import evaluate
+from efficientnet.model.inference import Predictor
 from efficientnet.util import fileio
 from pipelines.manifest import MODEL_ROLES, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest
 from pseudolabel import outputs
 
+EVAL_BATCH_SIZE = 256
 REPORT_FILE = "report.json"  # the measured numbers; report.md and report.png are drawn from them
 
 
 def measure(manifest: Manifest, config: dict[str, Any], last_round: int) -> dict[str, Any]:
     """Evaluates every finished model and collects the labeling stats."""
     models = []
+    sources = {role: open_source(config[role]["dataset"]) for role in ("validation", "test")}
     for step, entry in manifest.finished(last_round, MODEL_ROLES):
         row = {"round": step.round, "role": step.role, "export": entry["outputs"]["export"]}
-        for split_role in ("validation", "test"):
-            data = config[split_role]
-            metrics = evaluate_export(entry["outputs"]["export"], data["dataset"], data.get("split"))
-            row[split_role] = metrics["top1"]
+        predictor = Predictor.from_export(row["export"])
+        for role, source in sources.items():
+            row[role] = evaluate(predictor, source, config[role].get("split"), EVAL_BATCH_SIZE)["top1"]
         models.append(row)
     labeling = []
     for step, entry in manifest.finished(last_round, (PSEUDOLABEL,)):

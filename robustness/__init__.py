@@ -16,3 +16,7 @@ round of an iteration), `imagenet_c.imagenet_c_report`, `imagenet_a.imagenet_a_r
 `imagenet_p.imagenet_p_report`, and `report.write_report` / `report.markdown` for any of
 their results. The CLI is `python -m pipelines.robustness`.
 """
+
+from efficientnet.util.console import quiet_native_logs
+
+quiet_native_logs()  # before any module of this package imports TensorFlow; a no-op unless `python -m`

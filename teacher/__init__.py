@@ -1,1 +1,5 @@
 """Teacher training: the shared loop on labeled data only (`python -m teacher.train`)."""
+
+from efficientnet.util.console import quiet_native_logs
+
+quiet_native_logs()  # before any module of this package imports TensorFlow; a no-op unless `python -m`

@@ -52,11 +52,12 @@ class Predictor:
         def view_one(encoded):
             return preprocessing.eval_image(decode_image(encoded), side)
 
-        self._view_one = tf.function(view_one, input_signature=[tf.TensorSpec([], tf.string)])
-        self._view_batch = tf.function(
-            lambda encoded: tf.map_fn(view_one, encoded, fn_output_signature=image_spec),
-            input_signature=[tf.TensorSpec([None], tf.string)],
-        )
+        def view_batch(encoded):
+            return tf.map_fn(view_one, encoded, fn_output_signature=image_spec)
+
+        # No Python control flow depends on tensors here, so AutoGraph has nothing to convert.
+        self._view_one = tf.function(view_one, input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+        self._view_batch = tf.function(view_batch, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
 
     @classmethod
     def from_export(cls, path: str) -> Predictor:
@@ -112,12 +113,22 @@ def _frozen_forward(model: keras.Model, resolution: int):
     freezing fails (it is an optimisation only).
     """
     signature = tf.TensorSpec([None, resolution, resolution, 3], tf.float32)
-    traced = tf.function(lambda images: model(images, training=False), input_signature=[signature])
+
+    def forward(images):
+        return model(images, training=False)
+
+    traced = tf.function(forward, input_signature=[signature], autograph=False)
     try:
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
         frozen = convert_variables_to_constants_v2(traced.get_concrete_function())
     except Exception:  # noqa: BLE001 (any failure: the traced call is always correct)
         return traced
-    # Wrapped so that calls bind the input once at tracing, not per call.
-    return tf.function(lambda images: tf.nest.flatten(frozen(images))[0], input_signature=[signature])
+
+    def frozen_forward(images):
+        return tf.nest.flatten(frozen(images))[0]
+
+    # The frozen concrete function is called as it is: wrapping it in a new
+    # tf.function per predictor would trace once per model, and TensorFlow
+    # warns about "retracing" when a report loads five models or more.
+    return frozen_forward
