@@ -135,7 +135,7 @@ def run_iteration(
             "split": config["unlabeled"].get("split"),
             "teacher": previous_export,
         } | config["pseudolabel"]
-        command = [sys.executable, "-m", "pseudolabel.run", f"--output_dir={pseudo_dir}"] + [
+        command = [sys.executable, "-m", "pseudolabel.run", f"--output_dir={pseudo_dir}", *_console_flags()] + [
             f"--{key}={value}" for key, value in label_settings.items() if value is not None
         ]
         marker = outputs.stats_path(pseudo_dir)
@@ -159,10 +159,16 @@ def _run_training(manifest, step: Step, config, work_dir, extra_flags, extra_set
     config_path = os.path.join(work_dir, STEP_CONFIG_DIR, step.name.replace("/", "-") + ".json")
     fileio.write_json(config_path, settings)
     module = "teacher.train" if step.role == TEACHER else "student.train"
-    command = [sys.executable, "-m", module, f"--config={config_path}", *extra_flags]
+    command = [sys.executable, "-m", module, f"--config={config_path}", *extra_flags, *_console_flags()]
     export_dir = export.export_dir(model_dir)
     marker = os.path.join(export_dir, export.METADATA_FILE)
     run_step(manifest, step, command, settings, marker, {"model_dir": model_dir, "export": export_dir})
+
+
+def _console_flags() -> list[str]:
+    """`--verbosity` for the steps when the iteration was given one, so their logs come back too."""
+    level = flags.FLAGS["verbosity"].value if "verbosity" in flags.FLAGS else 0
+    return [f"--verbosity={level}"] if level else []
 
 
 def main(argv):

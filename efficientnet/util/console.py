@@ -20,7 +20,8 @@ fd 2 and keep writing through the same filter, even after this process has exite
 
 Installed only for `python -m <cli>` runs (`quiet_native_logs`), from the CLI packages'
 `__init__`, before anything imports TensorFlow; `import efficientnet` from a notebook or pytest
-leaves the console alone. Only the standard library is imported here, so it stays cheap.
+leaves the console alone. Only the standard library and absl's logging are imported here, so it
+stays cheap.
 """
 
 from __future__ import annotations
@@ -114,7 +115,15 @@ def quiet_native_logs(argv: list[str] | None = None) -> bool:
     if _installed:
         return True
     argv = sys.argv if argv is None else argv
-    if not argv or argv[0] != "-m" or verbosity(argv[1:]) >= VERBOSE_LEVEL:
+    if not argv or argv[0] != "-m":
+        return False
+    # TensorFlow gives its Python logger a handler of its own when the root logger has none at the time
+    # it is imported, and every TensorFlow warning then prints twice (its format and absl's). absl's
+    # handler, which `absl.app.run` installs anyway, is put in place first.
+    from absl import logging as absl_logging
+
+    absl_logging.use_absl_handler()
+    if verbosity(argv[1:]) >= VERBOSE_LEVEL:
         return False
     # Beam's INFO lines ("Creating state cache with size …", "Renamed 1 shards in 0.01 seconds.") describe
     # its internals, not the labeling run; its warnings and errors stay. absl's handler formats them like
