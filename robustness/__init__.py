@@ -8,7 +8,8 @@
   imagenet_c         TFDS `imagenet2012_corrupted`, normalised by AlexNet
   imagenet_a         TFDS `imagenet_a`, the 200-class logit restriction, calibration
   imagenet_p         perturbation sequences stored as `.npy`, flip rates
-  inference          loading exports and turning images into logits (shared by the above)
+  inference          image views and batches; the logits come from the project's one
+                     inference path, efficientnet/model/inference.py
   report             JSON, markdown and plot writers for every result
 
 Entry points: `corruption_report.corruption_report` (any dataset, several models, e.g. every
