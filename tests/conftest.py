@@ -4,30 +4,23 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def teacher(tmp_path_factory):
-    """A tiny digits teacher's export directory (~20 s). Adam at a high rate:
-    40 steps get it to ~35% test accuracy, so its predictions spread over
-    several classes."""
-    from efficientnet.train.config import TrainConfig
+def teacher_run(tmp_path_factory):
+    """The suite's one tiny digits teacher run (~20 s), `tiny_runs.teacher_config`.
+
+    100 steps with RandAugment reach ~70% test accuracy (chance is 10%), so its
+    predictions spread over every class, while its confidences stay well below
+    1 (label smoothing). tests/test_training.py checks the run directory itself.
+    """
+    from tiny_runs import teacher_config
+
     from efficientnet.train.loop import train
 
     model_dir = tmp_path_factory.mktemp("teacher")
-    train(
-        TrainConfig(
-            model_dir=str(model_dir),
-            dataset="digits",
-            width=0.25,
-            depth=0.25,
-            resolution=32,
-            small_images=True,
-            batch_size=32,
-            train_steps=40,
-            warmup_epochs=1,
-            optimizer="adam",
-            base_learning_rate=0.08,
-            random_flip=False,
-            checkpoint_every_steps=1000,
-            log_every_steps=1000,
-        )
-    )
-    return str(model_dir / "export")
+    train(teacher_config(model_dir))
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def teacher(teacher_run):
+    """The teacher's export directory."""
+    return str(teacher_run / "export")

@@ -1,24 +1,53 @@
-"""`python -m efficientnet.model.summary` as a user runs it, in a real process."""
+"""`python -m efficientnet.model.summary` as a user runs it, in real processes.
 
+The error case runs as its own `python -m` process; the two summaries share one
+process (tests/cli_driver.py), started at the same time: each start is mostly
+Python and TensorFlow importing.
+"""
+
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+from cli_driver import run_in_one_process
+
+pytestmark = pytest.mark.slow  # real CLI processes
 ROOT = Path(__file__).resolve().parents[1]
+MODULE = "efficientnet.model.summary"
+ENV = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def run_summary(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "efficientnet.model.summary", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("summary")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fresh = pool.submit(
+            subprocess.run,
+            [sys.executable, "-m", MODULE, "--model=efficientnet-b9"],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        shared = pool.submit(
+            run_in_one_process,
+            MODULE,
+            [["--model=efficientnet-b3"], ["--model=efficientnet-b0"]],
+            work_dir,
+            cwd=ROOT,
+            env=ENV,
+            timeout=300,
+        )
+        b3, b0 = shared.result()
+        return {"b3": b3, "b0": b0, "b9": fresh.result()}
 
 
-def test_summary_of_b3():
-    result = run_summary("--model=efficientnet-b3")
+def test_summary_of_b3(results):
+    result = results["b3"]
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "width            1.2" in out and "depth            1.4" in out and "resolution       300" in out
@@ -27,14 +56,14 @@ def test_summary_of_b3():
     assert "multiply-adds    1.827 B" in out
 
 
-def test_summary_of_b0_reports_paper_multiply_adds():
-    result = run_summary("--model=efficientnet-b0")
+def test_summary_of_b0_reports_paper_multiply_adds(results):
+    result = results["b0"]
     assert result.returncode == 0, result.stderr
     assert "multiply-adds    0.386 B (385,814,752)" in result.stdout
 
 
-def test_unknown_model_is_a_one_line_error():
-    result = run_summary("--model=efficientnet-b9")
+def test_unknown_model_is_a_one_line_error(results):
+    result = results["b9"]
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: unknown model 'efficientnet-b9'; valid names: efficientnet-b0, efficientnet-b1, efficientnet-b2, "

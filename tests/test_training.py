@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tiny_runs import TINY, tiny_config
 
 from efficientnet import build_model
 from efficientnet.data.datasets import open_source
@@ -21,29 +23,12 @@ from efficientnet.train.ema import EMA
 from efficientnet.train.loop import initialize_from, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)
-
-
-def tiny_config(model_dir, **overrides):
-    values = dict(
-        model_dir=str(model_dir),
-        dataset="digits",
-        batch_size=32,
-        train_steps=100,
-        warmup_epochs=1,
-        random_flip=False,
-        checkpoint_every_steps=50,
-        log_every_steps=50,
-        **TINY,
-    )
-    return TrainConfig(**(values | overrides))
 
 
 @pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("teacher")
-    train(tiny_config(model_dir, randaugment_layers=1, randaugment_magnitude=5))
-    return model_dir
+def teacher_dir(teacher_run):
+    """The session teacher's run directory: `tiny_config(..., **TEACHER_NOISE)`, trained once for the suite."""
+    return teacher_run
 
 
 def test_teacher_run_writes_config_checkpoints_summaries_and_export(teacher_dir):
@@ -65,14 +50,26 @@ def test_export_reloads_in_safe_mode_and_reproduces_its_metrics(teacher_dir):
     assert metrics == metadata["metrics"]
 
 
-def test_evaluate_cli(teacher_dir):
-    result = subprocess.run(
-        [sys.executable, "-m", "teacher.evaluate", f"--model={teacher_dir}/export", "--dataset=digits", "--split=test"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture(scope="module")
+def cli_runs(teacher_dir, tmp_path_factory):
+    """The CLI processes of this module, started together: each is mostly Python and TensorFlow importing."""
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    commands = {
+        "evaluate": ["teacher.evaluate", f"--model={teacher_dir}/export", "--dataset=digits", "--split=test"],
+        "bad flag": ["teacher.train", f"--model_dir={run_dir}", "--batch_size=-4"],
+    }
+
+    def run(command):
+        return subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        results = dict(zip(commands, pool.map(run, commands.values()), strict=True))
+    return results, run_dir
+
+
+@pytest.mark.slow  # a real CLI process
+def test_evaluate_cli(teacher_dir, cli_runs):
+    result = cli_runs[0]["evaluate"]
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics == json.loads((teacher_dir / "export" / "model.json").read_text())["metrics"]
@@ -139,19 +136,16 @@ def test_invalid_settings_are_named(tmp_path, overrides, message):
     assert not (tmp_path / "run").exists()  # failed before any work
 
 
-def test_cli_bad_flag_is_one_line_and_writes_nothing(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "teacher.train", f"--model_dir={tmp_path}/run", "--batch_size=-4"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.mark.slow  # a real CLI process
+def test_cli_bad_flag_is_one_line_and_writes_nothing(cli_runs):
+    results, run_dir = cli_runs
+    result = results["bad flag"]
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: --batch_size must be positive, got -4"
-    assert not (tmp_path / "run").exists()
+    assert not run_dir.exists()
 
 
+@pytest.mark.slow  # end to end: a 1000-class model trained, exported and reloaded
 def test_mock_tfds_imagenet_trains_a_few_steps_and_exports(tmp_path):
     with tfds.testing.mock_data(num_examples=16):
         metrics = train(
@@ -178,6 +172,7 @@ def test_mock_tfds_imagenet_trains_a_few_steps_and_exports(tmp_path):
     assert model.output_shape == (None, 1000)
 
 
+@pytest.mark.slow  # end to end: a second training run
 def test_labeled_finetune_at_a_larger_resolution_starts_from_the_export(teacher_dir):
     config = tiny_config(teacher_dir, randaugment_layers=1, randaugment_magnitude=5).finetune(5, 40)
     assert (config.model_dir, config.init_from) == (f"{teacher_dir}/finetune", f"{teacher_dir}/export")

@@ -2,7 +2,10 @@
 
 The fault tests drive exactly what a user types: `python -m <module> --flags`
 in a fresh process, so that exit codes, stderr and files on disk are the
-user's, not an in-process approximation.
+user's, not an in-process approximation. Where one CLI has several bad-input
+cases, all but one share a process (tests/cli_driver.py): each still runs the
+module's own entry block with its own exit status and stderr, without paying
+for another Python and TensorFlow start.
 """
 
 from __future__ import annotations

@@ -3,8 +3,14 @@ exit status 2 with nothing written, or the documented handling.
 
 The README's "Bad input → behaviour" table is checked against CASES, so the
 documentation stays what these processes actually do.
+
+A process start is mostly Python and TensorFlow importing, so each CLI's cases
+share one process (tests/cli_driver.py runs the module's own entry block once
+per command line, each with its own exit status and stderr); one case per CLI
+(`fresh`) still runs as its own `python -m` process.
 """
 
+import collections
 import dataclasses
 import io
 import json
@@ -16,14 +22,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from faultlib import ROOT, TINY_FLAGS, assert_user_error, cli, run
+from cli_driver import run_in_one_process
+from faultlib import ENV, ROOT, TINY_FLAGS, assert_user_error, cli, run
 from PIL import Image
 
 from efficientnet.data import records
 from efficientnet.model import export, scaling
 from efficientnet.model.network import build_from_config
 
-RUN = "{run}"  # each case's own output directory: the cases run concurrently
+RUN = "{run}"  # each case's own output directory
+TEACHER = "{teacher}"  # the session teacher's export: the cases without it start while it trains (see `results`)
 TRAIN_FLAGS = [*TINY_FLAGS, "--batch_size=4", "--train_steps=3", "--warmup_epochs=0", "--log_every_steps=1"]
 
 
@@ -32,13 +40,11 @@ class Case:
     """`name` is the README row; `message` must be in the error line and in that row."""
 
     name: str
-    command: list[str]
+    command: list[str]  # the module, then its flags
     message: str
     also: tuple[str, ...] = ()  # run-specific parts of the error line (paths)
     writes_nothing: bool = False  # the case's own output directory, RUN, must not appear
-
-    def resolved(self, run_dir) -> list[str]:
-        return cli(*(argument.replace(RUN, str(run_dir)) for argument in self.command))
+    fresh: bool = False  # its own `python -m` process (one case per CLI); the others share one process per CLI
 
 
 def write_image(path, mode: str, seed: int) -> None:
@@ -48,7 +54,7 @@ def write_image(path, mode: str, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, teacher):
+def inputs(tmp_path_factory):
     """Every bad input on disk, built in-process without training."""
     root = tmp_path_factory.mktemp("inputs")
     formats = root / "formats"
@@ -73,18 +79,21 @@ def inputs(tmp_path_factory, teacher):
     (root / "corrupt_run").mkdir()
     (root / "corrupt_run" / "rounds.json").write_text('{"steps": {"round0/teacher": {"status": "do')
 
-    two_classes = scaling.model_config("efficientnet-b0", 2, width=0.25, depth=0.25, resolution=32, small_images=True)
+    tiny = dict(width=0.25, depth=0.25, resolution=32, small_images=True)
+    two_classes = scaling.model_config("efficientnet-b0", 2, **tiny)
     model = build_from_config(two_classes)
     export.save_export(str(root / "two_classes"), model, two_classes, class_names=["a", "b"], extra={})
-    (root / "lambda").mkdir()
-    (root / "lambda" / "model.json").write_text((Path(teacher) / "model.json").read_text())
+    # A digits export whose model.keras is then replaced by one holding a Lambda layer.
+    ten_classes = scaling.model_config("efficientnet-b0", 10, **tiny)
+    digits = [str(digit) for digit in range(10)]
+    export.save_export(str(root / "lambda"), build_from_config(ten_classes), ten_classes, class_names=digits, extra={})
     image = keras.Input((32, 32, 3))
     hidden = keras.layers.GlobalAveragePooling2D()(keras.layers.Lambda(lambda x: x / 255.0)(image))
     keras.Model(image, keras.layers.Dense(10, name="logits")(hidden)).save(root / "lambda" / "model.keras")
     return root
 
 
-def cases(root, teacher) -> list[Case]:
+def cases(root) -> list[Case]:
     train = ["teacher.train", f"--model_dir={RUN}", *TRAIN_FLAGS]
     student = [
         "student.train",
@@ -102,6 +111,7 @@ def cases(root, teacher) -> list[Case]:
             "does not exist",
             (f"image folder '{root}/nowhere'",),
             writes_nothing=True,
+            fresh=True,
         ),
         Case(
             "missing dataset (tfrecord pattern matching no file)",
@@ -140,16 +150,17 @@ def cases(root, teacher) -> list[Case]:
             [*student, f"--teacher={root}/two_classes"],
             "predicts 2 classes but --dataset 'digits' has 10",
             writes_nothing=True,
+            fresh=True,
         ),
         Case(
             "confidence threshold that filters out every image",
-            [*label, f"--teacher={teacher}", f"--output_dir={root}/filtered", "--confidence_threshold=1.0"],
+            [*label, f"--teacher={TEACHER}", f"--output_dir={root}/filtered", "--confidence_threshold=1.0"],
             "no image reached --confidence_threshold=",
             ("--confidence_threshold=1.0 (", f"{root}/filtered holds no records, only its stats.json"),
         ),
         Case(
             "student smaller than its teacher",
-            [*student, f"--teacher={teacher}", "--width=0.1"],
+            [*student, f"--teacher={TEACHER}", "--width=0.1"],
             "the student is smaller than its teacher",
             ("(width 0.1 < 0.25); pass --allow_smaller_student",),
             writes_nothing=True,
@@ -168,7 +179,7 @@ def cases(root, teacher) -> list[Case]:
         ),
         Case(
             "output directory that cannot be written (labeling)",
-            [*label, f"--teacher={teacher}", f"--output_dir={root}/a_file/pseudo"],
+            [*label, f"--teacher={TEACHER}", f"--output_dir={root}/a_file/pseudo"],
             "cannot be written",
             (f"the parent of --output_dir '{root}/a_file'",),
         ),
@@ -182,43 +193,129 @@ def cases(root, teacher) -> list[Case]:
             "model file holding a Lambda layer (evaluation)",
             ["teacher.evaluate", f"--model={root}/lambda", "--dataset=digits"],
             "cannot be loaded in safe mode: Requested the deserialization of a `Lambda` layer",
+            fresh=True,
         ),
         Case(
             "model file holding a Lambda layer (labeling)",
             [*label, f"--teacher={root}/lambda", f"--output_dir={RUN}"],
             "cannot be loaded in safe mode: Requested the deserialization of a `Lambda` layer",
             writes_nothing=True,
+            fresh=True,
         ),
         Case(
             "corrupt rounds.json",
             ["pipelines.iterate", "--round=0", f"--work_dir={root}/corrupt_run"],
             "rounds.json is not valid JSON",
             (f"{root}/corrupt_run/rounds.json",),
+            fresh=True,
         ),
     ]
 
 
+def format_runs(root) -> dict[str, list[str]]:
+    """Runs that succeed on the folder of odd formats (gray, CMYK, alpha, truncated, garbage)."""
+    return {
+        "training": [
+            "teacher.train",
+            f"--model_dir={root}/out/formats-training",
+            *TRAIN_FLAGS,
+            f"--dataset=folder:{root}/formats",
+            "--train_split=",
+            "--eval_split=",
+        ],
+        "labeling": [
+            "pseudolabel.run",
+            f"--input=folder:{root}/formats",
+            f"--teacher={TEACHER}",
+            f"--output_dir={root}/out/formats-labeling/pseudo",
+            "--confidence_threshold=0",
+            "--images_per_class=0",
+        ],
+    }
+
+
+@dataclasses.dataclass
+class Job:
+    """One command line: a case of the table or a format run."""
+
+    key: str
+    command: list[str]
+    run_dir: Path | None = None
+    fresh: bool = False
+
+    def arguments(self, teacher: str | None) -> list[str]:
+        run_dir = str(self.run_dir)
+        return [argument.replace(RUN, run_dir).replace(TEACHER, str(teacher)) for argument in self.command[1:]]
+
+
+def run_batch(jobs: list[Job], teacher: str | None, work_dir: Path) -> dict[str, object]:
+    """A fresh job as its own `python -m` process, or a CLI's other jobs in one process."""
+    module = jobs[0].command[0]
+    if jobs[0].fresh:
+        (job,) = jobs
+        return {job.key: run(cli(module, *job.arguments(teacher)))}
+    results = run_in_one_process(module, [job.arguments(teacher) for job in jobs], work_dir, cwd=ROOT, env=ENV)
+    return {job.key: result for job, result in zip(jobs, results, strict=True)}
+
+
 @pytest.fixture(scope="module")
-def results(inputs, teacher):
-    """Runs every case's process, two at a time (each is mostly TensorFlow's import)."""
-    table = cases(inputs, teacher)
-    run_dirs = [inputs / "out" / f"case{index}" for index in range(len(table))]
+def results(inputs, request):
+    """Every case's and format run's result (a CompletedProcess), keyed by name.
+
+    Processes run two at a time, longest first; those that need no teacher
+    start at once, so they overlap the session teacher's training in this
+    process when no earlier test has needed the teacher yet.
+    """
+    table = cases(inputs)
+    jobs = [Job(case.name, case.command, run_dir(inputs, case.name), case.fresh) for case in table]
+    jobs += [Job(f"formats {name}", command) for name, command in format_runs(inputs).items()]
+    shared = collections.defaultdict(list)
+    batches = []
+    for job in jobs:
+        if job.fresh:
+            batches.append([job])
+        else:
+            shared[job.command[0]].append(job)
+    batches = sorted(shared.values(), key=len, reverse=True) + batches
+    without_teacher = [batch for batch in batches if not any(TEACHER in a for job in batch for a in job.command)]
+    outcome = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        finished = list(pool.map(lambda case, run_dir: run(case.resolved(run_dir)), table, run_dirs))
-    return {case.name: (case, result, run_dir) for case, result, run_dir in zip(table, finished, run_dirs, strict=True)}
+        futures = [pool.submit(run_batch, batch, None, inputs / "driver") for batch in without_teacher]
+        teacher = request.getfixturevalue("teacher")
+        futures += [
+            pool.submit(run_batch, batch, teacher, inputs / "driver")
+            for batch in batches
+            if batch not in without_teacher
+        ]
+        for future in futures:
+            outcome.update(future.result())
+    return outcome
 
 
-CASE_NAMES = [case.name for case in cases(ROOT, "teacher")]
+CASE_NAMES = [case.name for case in cases(ROOT)]
 
 
+def run_dir(root, name: str) -> Path:
+    """The case's own output directory, RUN."""
+    return root / "out" / f"case{CASE_NAMES.index(name)}"
+
+
+def test_every_cli_has_a_case_in_a_fresh_process():
+    table = cases(ROOT)
+    assert {case.command[0] for case in table if case.fresh} == {case.command[0] for case in table}
+    assert len([case for case in table if case.fresh]) == len({case.command[0] for case in table})
+
+
+@pytest.mark.slow  # real CLI processes
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_bad_input_is_a_one_line_error(results, name):
-    case, result, run_dir = results[name]
-    assert_user_error(result, case.message, *case.also)
+def test_bad_input_is_a_one_line_error(inputs, results, name):
+    case = cases(inputs)[CASE_NAMES.index(name)]
+    assert_user_error(results[name], case.message, *case.also)
     if case.writes_nothing:
-        assert not run_dir.exists()
+        assert not run_dir(inputs, name).exists()
 
 
+@pytest.mark.slow  # real CLI processes
 def test_threshold_filtering_everything_still_writes_its_stats(results, inputs):
     output_dir = inputs / "filtered"
     stats = json.loads((output_dir / "stats.json").read_text())
@@ -228,31 +325,33 @@ def test_threshold_filtering_everything_still_writes_its_stats(results, inputs):
     ]
 
 
+@pytest.mark.slow  # real CLI processes
 def test_corrupt_manifest_is_left_as_it_was(results, inputs):
     assert (inputs / "corrupt_run" / "rounds.json").read_text() == '{"steps": {"round0/teacher": {"status": "do'
     assert sorted(path.name for path in (inputs / "corrupt_run").iterdir()) == ["rounds.json"]
 
 
-def test_training_skips_undecodable_images_and_reads_gray_cmyk_and_alpha(inputs, tmp_path):
-    folder = [f"--dataset=folder:{inputs}/formats", "--train_split=", "--eval_split="]
-    result = run(cli("teacher.train", f"--model_dir={tmp_path}", *TRAIN_FLAGS, *folder))
+@pytest.mark.slow  # real CLI processes
+def test_training_skips_undecodable_images_and_reads_gray_cmyk_and_alpha(inputs, results):
+    result = results["formats training"]
     assert result.returncode == 0, result.stderr[-4000:]
     skipped = sorted(set(re.findall(r'skipped undecodable image: "([^"]+)"', result.stderr)))
     assert skipped == [f"{inputs}/formats/a/truncated.jpg", f"{inputs}/formats/b/garbage.jpg"]
-    metadata = json.loads((tmp_path / "export" / "model.json").read_text())
+    metadata = json.loads((inputs / "out" / "formats-training" / "export" / "model.json").read_text())
     assert metadata["class_names"] == ["a", "b"] and metadata["metrics"]["num_examples"] == 8
 
 
-def test_labeling_records_undecodable_images_as_failures(inputs, teacher, tmp_path):
-    command = ["pseudolabel.run", f"--input=folder:{inputs}/formats", f"--teacher={teacher}"]
-    result = run(cli(*command, f"--output_dir={tmp_path}/pseudo", "--confidence_threshold=0", "--images_per_class=0"))
+@pytest.mark.slow  # real CLI processes
+def test_labeling_records_undecodable_images_as_failures(inputs, results):
+    result = results["formats labeling"]
     assert result.returncode == 0, result.stderr[-4000:]
-    failures = [json.loads(line) for line in (tmp_path / "pseudo" / "failures.jsonl").read_text().splitlines()]
+    output_dir = inputs / "out" / "formats-labeling" / "pseudo"
+    failures = [json.loads(line) for line in (output_dir / "failures.jsonl").read_text().splitlines()]
     assert sorted(failure["id"] for failure in failures) == [
         f"{inputs}/formats/a/truncated.jpg",
         f"{inputs}/formats/b/garbage.jpg",
     ]
-    stats = json.loads((tmp_path / "pseudo" / "stats.json").read_text())
+    stats = json.loads((output_dir / "stats.json").read_text())
     assert (stats["num_images"], stats["num_failures"], stats["num_records"]) == (8, 2, 8)
 
 
@@ -269,7 +368,7 @@ def readme_table() -> dict[str, str]:
 
 def test_readme_table_documents_every_case():
     rows = readme_table()
-    for case in cases(ROOT, "teacher"):
+    for case in cases(ROOT):
         assert case.name in rows, f"README 'Bad input → behaviour' lacks a row for {case.name!r}"
         assert case.message.replace("|", "\\|") in rows[case.name], (case.name, rows[case.name])
     for name in ("corrupt or truncated JPEG", "grayscale, CMYK or PNG-with-alpha image", "killed run (SIGKILL)"):

@@ -1,14 +1,21 @@
 """SIGKILL at the worst moments, then a rerun: nothing lost, nothing half-read.
 
-Each test starts the real CLI in its own process group, kills the group with
-SIGKILL (no handler runs, as with an OOM kill or a pre-empted VM) once the run
-is demonstrably mid-way, then reruns the same command and checks the outcome
-against an uninterrupted run.
+Each scenario starts the real CLI in its own process group, kills the group
+with SIGKILL (no handler runs, as with an OOM kill or a pre-empted VM) once the
+run is demonstrably mid-way, then reruns the same command; its test checks the
+outcome against an uninterrupted run.
+
+The processes are nearly all of this module's time and each keeps about one
+core busy, so the `scenarios` fixture plays the selected tests' scenarios
+concurrently, at most PROCESSES processes at a time, recording what each saw
+at the moment of its kill; the tests then check those records.
 """
 
 import hashlib
 import json
 import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 import tensorflow as tf
@@ -20,7 +27,9 @@ from pseudolabel import outputs
 from pseudolabel.pipeline import LabelingConfig, run_labeling
 
 pytestmark = pytest.mark.slow
-STEPS, EVERY, KILL_AFTER = 60, 10, 20
+# Checkpoints every 5 steps and the kill after the second: 20 of the 30 steps are still
+# ahead, several seconds of work, while kill_when polls every 0.05 s.
+STEPS, EVERY, KILL_AFTER = 30, 5, 10
 TRAIN_FLAGS = [
     *TINY_FLAGS,
     "--dataset=digits",
@@ -40,6 +49,9 @@ LABELING_FLAGS = [
     "--images_per_class=0",
     "--num_shards=1",
 ]
+# Three TensorFlow processes keep two cores busy through each other's imports
+# and waits, in ~3 GB of memory.
+PROCESSES = threading.BoundedSemaphore(3)
 
 
 @pytest.fixture(scope="module")
@@ -60,35 +72,12 @@ def pseudo_labels(teacher, tmp_path_factory):
     return output_dir
 
 
-def kill_resume_and_compare(tmp_path, command_for) -> None:
-    """Kill after checkpoint KILL_AFTER, rerun, compare with an uninterrupted run."""
-    killed = tmp_path / "killed"
-    kill_when(start(command_for(killed)), lambda: latest_checkpoint_step(killed) >= KILL_AFTER)
-    assert not (killed / "export").exists()
-    last = latest_checkpoint_step(killed)
-    assert KILL_AFTER <= last < STEPS
-
-    resumed = run(command_for(killed))
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert f"resumed from {killed}/checkpoints/ckpt-{last} at step {last}" in resumed.stderr
-    assert f"step {last + EVERY}/{STEPS}" in resumed.stderr and f"step {EVERY}/{STEPS}" not in resumed.stderr
-
-    straight = tmp_path / "straight"
-    result = run(command_for(straight))
-    assert result.returncode == 0, result.stderr[-4000:]
-    resumed_model, resumed_meta = export.load_export(str(killed))
-    straight_model, straight_meta = export.load_export(str(straight))
-    assert resumed_meta["steps"] == straight_meta["steps"] == STEPS
-    assert resumed_meta["metrics"]["top1"] == pytest.approx(straight_meta["metrics"]["top1"], abs=0.01)
-    assert_same_weights(resumed_model, straight_model)
+def teacher_command(model_dir) -> list[str]:
+    return cli("teacher.train", f"--model_dir={model_dir}", *TRAIN_FLAGS)
 
 
-def test_teacher_killed_mid_run_resumes_like_an_uninterrupted_run(tmp_path):
-    kill_resume_and_compare(tmp_path, lambda model_dir: cli("teacher.train", f"--model_dir={model_dir}", *TRAIN_FLAGS))
-
-
-def test_student_killed_mid_run_resumes_like_an_uninterrupted_run(teacher, pseudo_labels, tmp_path):
-    def command(model_dir):
+def student_command(teacher, pseudo_labels):
+    def command(model_dir) -> list[str]:
         return cli(
             "student.train",
             f"--model_dir={model_dir}",
@@ -98,7 +87,110 @@ def test_student_killed_mid_run_resumes_like_an_uninterrupted_run(teacher, pseud
             *TRAIN_FLAGS,
         )
 
-    kill_resume_and_compare(tmp_path, command)
+    return command
+
+
+def labeling_command(teacher, output_dir) -> list[str]:
+    return cli("pseudolabel.run", *LABELING_FLAGS, f"--teacher={teacher}", f"--output_dir={output_dir}")
+
+
+def run_counted(command):
+    with PROCESSES:
+        return run(command)
+
+
+def kill_counted(command, condition) -> None:
+    with PROCESSES:
+        kill_when(start(command), condition)
+
+
+def training_killed_and_rerun(root, command_for) -> dict:
+    """Kill after checkpoint KILL_AFTER and rerun, beside an uninterrupted run; what it saw."""
+    killed, straight = root / "killed", root / "straight"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        uninterrupted = pool.submit(run_counted, command_for(straight))
+        kill_counted(command_for(killed), lambda: latest_checkpoint_step(killed) >= KILL_AFTER)
+        seen = {"export after the kill": (killed / "export").exists(), "last": latest_checkpoint_step(killed)}
+        seen["resumed"] = run_counted(command_for(killed))
+        seen["straight"] = uninterrupted.result()
+    return seen | {"killed": killed, "straight dir": straight}
+
+
+def _snapshot(directory) -> dict[str, tuple[bytes, int]]:
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in directory.iterdir()}
+
+
+def labeling_killed_and_rerun(root, teacher, pseudo_labels) -> dict:
+    """Kill a labeling job that would replace a complete output, then rerun it; what it saw."""
+    output_dir = root / "pseudo"
+    shutil.copytree(pseudo_labels, output_dir)  # a previous complete output the killed run would replace
+    seen = {"output dir": output_dir, "before": _snapshot(output_dir)}
+    command = labeling_command(teacher, output_dir)
+    # The job writes into a sibling `pseudo.tmp-*` and creates its spill folder
+    # just before the Beam pipeline starts: kill it there.
+    kill_counted(command, lambda: any(root.glob("pseudo.tmp-*/spill")))
+    seen["after"] = _snapshot(output_dir)
+    seen["leftovers after the kill"] = [path.name for path in root.glob("pseudo.tmp-*")]
+    seen["shards after the kill"] = tf.io.gfile.glob(outputs.record_pattern(str(output_dir)))
+    seen["rerun"] = run_counted(command)
+    seen["leftovers after the rerun"] = [path.name for path in root.glob("pseudo.tmp-*")]
+    return seen
+
+
+TEACHER_TEST = "test_teacher_killed_mid_run_resumes_like_an_uninterrupted_run"
+STUDENT_TEST = "test_student_killed_mid_run_resumes_like_an_uninterrupted_run"
+LABELING_TEST = "test_labeling_killed_mid_run_keeps_the_previous_output_then_reruns_to_the_same_records"
+
+
+@pytest.fixture(scope="module")
+def scenarios(request, tmp_path_factory) -> dict[str, Future]:
+    """The selected tests' scenarios, played concurrently: {test name: Future of what it saw}.
+
+    The teacher scenario needs neither the session teacher nor the pseudo-labels,
+    so it starts first and runs while this process makes them.
+    """
+    selected = {item.name for item in request.session.items if item.path == request.path}
+    root = tmp_path_factory.mktemp("kills")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {}
+        if TEACHER_TEST in selected:
+            futures[TEACHER_TEST] = pool.submit(training_killed_and_rerun, root / "teacher", teacher_command)
+        if selected & {STUDENT_TEST, LABELING_TEST}:
+            teacher = request.getfixturevalue("teacher")
+            labels = request.getfixturevalue("pseudo_labels")
+            student = student_command(teacher, labels)
+            futures[STUDENT_TEST] = pool.submit(training_killed_and_rerun, root / "student", student)
+            (root / "labeling").mkdir()
+            futures[LABELING_TEST] = pool.submit(labeling_killed_and_rerun, root / "labeling", teacher, labels)
+        yield futures
+
+
+def assert_resumed_like_an_uninterrupted_run(seen: dict) -> None:
+    killed = seen["killed"]
+    assert not seen["export after the kill"]
+    last = seen["last"]
+    assert KILL_AFTER <= last < STEPS
+
+    resumed = seen["resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert f"resumed from {killed}/checkpoints/ckpt-{last} at step {last}" in resumed.stderr
+    assert f"step {last + EVERY}/{STEPS}" in resumed.stderr and f"step {EVERY}/{STEPS}" not in resumed.stderr
+
+    result = seen["straight"]
+    assert result.returncode == 0, result.stderr[-4000:]
+    resumed_model, resumed_meta = export.load_export(str(killed))
+    straight_model, straight_meta = export.load_export(str(seen["straight dir"]))
+    assert resumed_meta["steps"] == straight_meta["steps"] == STEPS
+    assert resumed_meta["metrics"]["top1"] == pytest.approx(straight_meta["metrics"]["top1"], abs=0.01)
+    assert_same_weights(resumed_model, straight_model)
+
+
+def test_teacher_killed_mid_run_resumes_like_an_uninterrupted_run(scenarios):
+    assert_resumed_like_an_uninterrupted_run(scenarios[TEACHER_TEST].result())
+
+
+def test_student_killed_mid_run_resumes_like_an_uninterrupted_run(scenarios):
+    assert_resumed_like_an_uninterrupted_run(scenarios[STUDENT_TEST].result())
 
 
 def _fingerprints(output_dir) -> list[tuple[str, tuple[float, ...]]]:
@@ -111,29 +203,18 @@ def _fingerprints(output_dir) -> list[tuple[str, tuple[float, ...]]]:
     return sorted(found)
 
 
-def test_labeling_killed_mid_run_keeps_the_previous_output_then_reruns_to_the_same_records(
-    teacher, pseudo_labels, tmp_path
-):
-    output_dir = tmp_path / "pseudo"
-    shutil.copytree(pseudo_labels, output_dir)  # a previous complete output the killed run would replace
-    before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in output_dir.iterdir()}
-    command = cli("pseudolabel.run", *LABELING_FLAGS, f"--teacher={teacher}", f"--output_dir={output_dir}")
-
-    # The job writes into a sibling `pseudo.tmp-*` and creates its spill folder
-    # just before the Beam pipeline starts: kill it there.
-    kill_when(start(command), lambda: any(tmp_path.glob("pseudo.tmp-*/spill")))
-    after = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in output_dir.iterdir()}
-    assert after == before
-    assert [path.name for path in tmp_path.glob("pseudo.tmp-*")], "the kill came after the commit"
+def test_labeling_killed_mid_run_keeps_the_previous_output_then_reruns_to_the_same_records(scenarios, pseudo_labels):
+    seen = scenarios[LABELING_TEST].result()
+    output_dir = seen["output dir"]
+    assert seen["after"] == seen["before"]
+    assert seen["leftovers after the kill"], "the kill came after the commit"
     # What a student would read is the previous complete shard only.
-    assert tf.io.gfile.glob(outputs.record_pattern(str(output_dir))) == [
-        str(output_dir / "pseudo-00000-of-00001.tfrecord")
-    ]
+    assert seen["shards after the kill"] == [str(output_dir / "pseudo-00000-of-00001.tfrecord")]
 
-    result = run(command)
+    result = seen["rerun"]
     assert result.returncode == 0, result.stderr[-4000:]
     assert "removed the leftovers of an interrupted run" in result.stderr
-    assert not list(tmp_path.glob("pseudo.tmp-*"))
+    assert not seen["leftovers after the rerun"]
     assert _fingerprints(output_dir) == _fingerprints(pseudo_labels)
     stats = json.loads((output_dir / "stats.json").read_text())
     assert stats["num_records"] == stats["num_images"] == 947
