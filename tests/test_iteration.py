@@ -84,6 +84,22 @@ def test_steps_are_data():
         Step(1, "studnet")
 
 
+def test_a_step_is_done_only_with_its_settings_and_a_complete_output(tmp_path):
+    """An export cut off before its model.json (written last) is incomplete: its step runs again
+    (training then resumes from its final checkpoint, tests/faults/test_faults_kill.py)."""
+    manifest = Manifest(str(tmp_path))
+    marker = tmp_path / "model.json"
+    marker.write_text("{}")
+    manifest.record(Step(1, STUDENT), {"status": "done", "settings": {"epochs": 1}})
+    assert manifest.done(Step(1, STUDENT), {"epochs": 1}, str(marker))
+    assert not manifest.done(Step(2, STUDENT), {"epochs": 1}, str(marker))  # never ran
+    marker.unlink()
+    assert not manifest.done(Step(1, STUDENT), {"epochs": 1}, str(marker))
+    marker.write_text("{}")
+    with pytest.raises(ValueError, match="step round1/student was done with other settings; use a new --work_dir"):
+        manifest.done(Step(1, STUDENT), {"epochs": 2}, str(marker))
+
+
 def test_manifest_records_round_and_role_as_fields(tmp_path):
     manifest = Manifest(str(tmp_path))
     manifest.record(Step(1, STUDENT), {"status": "done", "settings": {}})
