@@ -25,7 +25,7 @@ class EMA:
             for i, v in enumerate(variables)
         ]
 
-    @tf.function
+    @tf.function(autograph=False)  # a Python loop over variables: nothing to convert
     def update(self, step):
         decay = ema_decay(step, self.decay)
         for average, variable in zip(self.averages, self.variables, strict=True):

@@ -333,15 +333,17 @@ def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, str
         return tape.gradient(loss, model.trainable_variables), parts
 
     # XLA compiles the forward and backward pass; the update stays outside so
-    # that cross-replica gradient reduction works under every strategy.
-    compiled = tf.function(gradients_and_losses, jit_compile=config.jit_compile)
+    # that cross-replica gradient reduction works under every strategy. No
+    # Python control flow here depends on a tensor, so AutoGraph is off: it
+    # would only spend a second per run converting the model's code.
+    compiled = tf.function(gradients_and_losses, jit_compile=config.jit_compile, autograph=False)
 
     def replica_step(labeled, unlabeled):
         gradients, parts = compiled(labeled, unlabeled)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return parts
 
-    @tf.function
+    @tf.function(autograph=False)
     def step(batch):
         labeled, unlabeled = batch
         parts = strategy.run(replica_step, args=(labeled, unlabeled))

@@ -30,7 +30,12 @@ def _manifest(work_dir) -> dict:
         return {}
 
 
-def test_iteration_killed_between_rounds_resumes_and_skips_finished_steps(tmp_path):
+def iteration_scenario(tmp_path):
+    """Kills `--round=1` between rounds, then reruns with `--round=2`; returns what the test checks.
+
+    Runs in the background from the start of the session (tests/conftest.py):
+    it only drives CLI processes, one after another.
+    """
     config = miniature_config(tmp_path / "config.json")
     work_dir = tmp_path / "run"
 
@@ -42,20 +47,31 @@ def test_iteration_killed_between_rounds_resumes_and_skips_finished_steps(tmp_pa
         return steps.get("round0/teacher", {}).get("status") == "done" and "round1/pseudolabel" in steps
 
     kill_when(start(command(1)), teacher_done_and_labeling_started)
-    steps = _manifest(work_dir)  # complete JSON: the manifest is replaced atomically
-    assert steps["round0/teacher"]["status"] == "done"
     teacher_model = work_dir / "round0-teacher" / "export" / "model.keras"
-    teacher_stamp = teacher_model.stat().st_mtime_ns
     pseudo_dir = work_dir / "round1-pseudo"
-    assert not pseudo_dir.exists() or (pseudo_dir / "stats.json").exists()  # never a partial output
-
+    after_kill = {
+        "steps": _manifest(work_dir),  # complete JSON: the manifest is replaced atomically
+        "teacher_stamp": teacher_model.stat().st_mtime_ns,
+        "pseudo_dir_is_absent_or_complete": not pseudo_dir.exists() or (pseudo_dir / "stats.json").exists(),
+    }
     # `--round 2` on a work_dir holding part of round 1 runs only what is missing: the rest of
     # round 1, then round 2 (a second rerun would skip every step: tests/test_iteration.py).
     resumed = run(command(2), timeout=900)
+    return {"work_dir": work_dir, "after_kill": after_kill, "resumed": resumed}
+
+
+BACKGROUND_SCENARIO = iteration_scenario
+
+
+def test_iteration_killed_between_rounds_resumes_and_skips_finished_steps(background_outcome):
+    work_dir, after_kill, resumed = (background_outcome[key] for key in ("work_dir", "after_kill", "resumed"))
+    assert after_kill["steps"]["round0/teacher"]["status"] == "done"
+    assert after_kill["pseudo_dir_is_absent_or_complete"]  # never a partial output
+
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert "[round0/teacher] done already, skipping" in resumed.stderr
     assert resumed.stderr.count("running:") == 5  # labeling and student of both rounds, and the ablation
-    assert teacher_model.stat().st_mtime_ns == teacher_stamp
+    assert (work_dir / "round0-teacher" / "export" / "model.keras").stat().st_mtime_ns == after_kill["teacher_stamp"]
     steps = _manifest(work_dir)
     assert sorted(steps) == [
         "round0/teacher",
