@@ -6,8 +6,11 @@ documentation stays what these processes actually do.
 
 A process start is mostly Python and TensorFlow importing, so each CLI's cases
 share one process (tests/cli_driver.py runs the module's own entry block once
-per command line, each with its own exit status and stderr); one case per CLI
-(`fresh`) still runs as its own `python -m` process.
+per command line, each with its own exit status and stderr). Every CLI also
+runs as its own `python -m` process elsewhere in the suite: teacher.train,
+student.train and pseudolabel.run in test_faults_kill.py, pipelines.iterate in
+test_faults_iteration.py, teacher.evaluate and teacher.train's bad-flag error in
+test_training.py, pseudolabel.run's bad input in test_pseudolabel.py.
 """
 
 import collections
@@ -23,7 +26,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from cli_driver import run_in_one_process
-from faultlib import ENV, ROOT, TINY_FLAGS, assert_user_error, cli, run
+from faultlib import ENV, ROOT, TINY_FLAGS, assert_user_error
 from PIL import Image
 
 from efficientnet.data import records
@@ -44,7 +47,6 @@ class Case:
     message: str
     also: tuple[str, ...] = ()  # run-specific parts of the error line (paths)
     writes_nothing: bool = False  # the case's own output directory, RUN, must not appear
-    fresh: bool = False  # its own `python -m` process (one case per CLI); the others share one process per CLI
 
 
 def write_image(path, mode: str, seed: int) -> None:
@@ -111,7 +113,6 @@ def cases(root) -> list[Case]:
             "does not exist",
             (f"image folder '{root}/nowhere'",),
             writes_nothing=True,
-            fresh=True,
         ),
         Case(
             "missing dataset (tfrecord pattern matching no file)",
@@ -150,7 +151,6 @@ def cases(root) -> list[Case]:
             [*student, f"--teacher={root}/two_classes"],
             "predicts 2 classes but --dataset 'digits' has 10",
             writes_nothing=True,
-            fresh=True,
         ),
         Case(
             "confidence threshold that filters out every image",
@@ -193,21 +193,18 @@ def cases(root) -> list[Case]:
             "model file holding a Lambda layer (evaluation)",
             ["teacher.evaluate", f"--model={root}/lambda", "--dataset=digits"],
             "cannot be loaded in safe mode: Requested the deserialization of a `Lambda` layer",
-            fresh=True,
         ),
         Case(
             "model file holding a Lambda layer (labeling)",
             [*label, f"--teacher={root}/lambda", f"--output_dir={RUN}"],
             "cannot be loaded in safe mode: Requested the deserialization of a `Lambda` layer",
             writes_nothing=True,
-            fresh=True,
         ),
         Case(
             "corrupt rounds.json",
             ["pipelines.iterate", "--round=0", f"--work_dir={root}/corrupt_run"],
             "rounds.json is not valid JSON",
             (f"{root}/corrupt_run/rounds.json",),
-            fresh=True,
         ),
     ]
 
@@ -241,7 +238,6 @@ class Job:
     key: str
     command: list[str]
     run_dir: Path | None = None
-    fresh: bool = False
 
     def arguments(self, teacher: str | None) -> list[str]:
         run_dir = str(self.run_dir)
@@ -249,11 +245,8 @@ class Job:
 
 
 def run_batch(jobs: list[Job], teacher: str | None, work_dir: Path) -> dict[str, object]:
-    """A fresh job as its own `python -m` process, or a CLI's other jobs in one process."""
+    """A CLI's jobs, in one process."""
     module = jobs[0].command[0]
-    if jobs[0].fresh:
-        (job,) = jobs
-        return {job.key: run(cli(module, *job.arguments(teacher)))}
     results = run_in_one_process(module, [job.arguments(teacher) for job in jobs], work_dir, cwd=ROOT, env=ENV)
     return {job.key: result for job, result in zip(jobs, results, strict=True)}
 
@@ -267,16 +260,12 @@ def results(inputs, request):
     process when no earlier test has needed the teacher yet.
     """
     table = cases(inputs)
-    jobs = [Job(case.name, case.command, run_dir(inputs, case.name), case.fresh) for case in table]
+    jobs = [Job(case.name, case.command, run_dir(inputs, case.name)) for case in table]
     jobs += [Job(f"formats {name}", command) for name, command in format_runs(inputs).items()]
     shared = collections.defaultdict(list)
-    batches = []
     for job in jobs:
-        if job.fresh:
-            batches.append([job])
-        else:
-            shared[job.command[0]].append(job)
-    batches = sorted(shared.values(), key=len, reverse=True) + batches
+        shared[job.command[0]].append(job)
+    batches = sorted(shared.values(), key=len, reverse=True)
     without_teacher = [batch for batch in batches if not any(TEACHER in a for job in batch for a in job.command)]
     outcome = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -298,12 +287,6 @@ CASE_NAMES = [case.name for case in cases(ROOT)]
 def run_dir(root, name: str) -> Path:
     """The case's own output directory, RUN."""
     return root / "out" / f"case{CASE_NAMES.index(name)}"
-
-
-def test_every_cli_has_a_case_in_a_fresh_process():
-    table = cases(ROOT)
-    assert {case.command[0] for case in table if case.fresh} == {case.command[0] for case in table}
-    assert len([case for case in table if case.fresh]) == len({case.command[0] for case in table})
 
 
 @pytest.mark.slow  # real CLI processes
