@@ -153,6 +153,7 @@ def run_summary(*flags: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a CLI process
 def test_cli_starts_without_native_noise():
     result = run_summary()
     assert result.returncode == 0, result.stderr
@@ -161,6 +162,7 @@ def test_cli_starts_without_native_noise():
         assert fragment not in result.stderr, result.stderr
 
 
+@pytest.mark.slow  # a CLI process
 def test_verbosity_flag_brings_the_native_lines_back():
     result = run_summary("--verbosity=1")
     assert result.returncode == 0, result.stderr

@@ -483,6 +483,7 @@ def test_failed_run_leaves_the_previous_output_untouched(teacher, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["broken_teacher", "pseudo"]
 
 
+@pytest.mark.slow  # a CLI process
 def test_bad_input_gives_one_line_errors(teacher, tmp_path):
     with pytest.raises(ValueError, match=r"--confidence_threshold must be in \[0, 1\], got 1.5"):
         run_labeling(

@@ -153,6 +153,7 @@ def test_json_report_has_no_nan():
     assert report.markdown(result).startswith("## ImageNet-A")
 
 
+@pytest.mark.slow  # a CLI process
 def test_cli_bad_flag_value_is_one_line_error(tmp_path):
     completed = subprocess.run(
         [
