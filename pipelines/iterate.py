@@ -1,6 +1,16 @@
 """Noisy Student iterations: teacher → label → student → label → student …
 
   python -m pipelines.iterate --round=2 --work_dir=runs/digits --config=configs/digits.json
+  python -m pipelines.iterate --round=1 --labeled=folder:data/labeled --unlabeled=folder:data/pile \
+      --test=folder:data/test --work_dir=runs/mine --config=configs/own_data_cpu.json
+
+The data comes from the config's `labeled`, `unlabeled`, `validation` and
+`test` entries, or from the flags of the same names (which win). Without a
+validation set, a seeded, stratified 10% of the labeled data is held out as
+one (pipelines/holdout.py) and the split is recorded in `rounds.json`; without
+a test set, the report gives validation accuracy only and says so. Every
+dataset is opened and read up to its first image before any model trains, so
+a wrong path fails in seconds, not after the teacher.
 
 Round 0 trains the teacher; round k labels the unlabeled data with round
 k−1's model and trains student k (docs/noisy_student.md#the-procedure, step 5). Every step is the
@@ -24,35 +34,63 @@ from typing import Any
 import tensorflow as tf
 from absl import flags, logging
 
+from efficientnet.data.datasets import open_source
+from efficientnet.data.source import EVAL, TRAIN
 from efficientnet.model import export
 from efficientnet.train.config import TrainConfig, student_config
 from efficientnet.util import cli, fileio
-from pipelines import report
-from pipelines.manifest import PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
+from pipelines import holdout, report
+from pipelines.manifest import DATA_ROLES, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
 from pseudolabel import outputs
 
 STEP_CONFIG_DIR = "configs"  # each training step's --config file, inside the work directory
+HOLDOUT_DIR = "labeled-holdout"  # the labeled data split into train/validation, when no validation is given
+HOLDOUT_SEED = 0  # the same held-out images whatever the training seed, so repeats compare on one set
 
-ROLES = ("labeled", "unlabeled", "validation", "test")
+REQUIRED_ROLES = ("labeled", "unlabeled")
+DIGITS_CONFIG = "configs/digits.json"
+OWN_DATA_CONFIG = "configs/own_data_cpu.json"
 
 _ROUND = flags.DEFINE_integer("round", 2, "Last round to run (0 = teacher only).")
-_WORK_DIR = flags.DEFINE_string("work_dir", "runs/digits", "Directory (local or gs://) for every round's outputs.")
-_CONFIG = flags.DEFINE_string("config", "configs/digits.json", "Per-round settings (JSON).")
+_WORK_DIR = flags.DEFINE_string("work_dir", None, "Directory (local or gs://) for every round's outputs.")
+_CONFIG = flags.DEFINE_string(
+    "config", None, f"Per-round settings (JSON); default {DIGITS_CONFIG}, or {OWN_DATA_CONFIG} with --labeled."
+)
 _DATASET = flags.DEFINE_string("dataset", None, "Use this dataset spec for every role of the config.")
 _SEED = flags.DEFINE_integer("seed", None, "Override the config's training seed (for repeats over seeds).")
+_ROLE_FLAGS = {
+    "labeled": flags.DEFINE_string("labeled", None, "Labeled data, e.g. folder:PATH with one subfolder per class."),
+    "unlabeled": flags.DEFINE_string("unlabeled", None, "Unlabeled data, e.g. folder:PATH or 'images:PATH/**/*.jpg'."),
+    "validation": flags.DEFINE_string(
+        "validation", None, "Labeled data to choose settings on; default: 10% of --labeled, held out."
+    ),
+    "test": flags.DEFINE_string("test", None, "Labeled data to report on; default: none (validation only)."),
+}
 
 
-def load_config(path: str, dataset: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Reads and checks an iteration config, naming the file and key on error."""
+def load_config(
+    path: str, dataset: str | None = None, seed: int | None = None, data: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """Reads and checks an iteration config, naming the file and key on error.
+
+    `dataset` replaces the dataset of every role (keeping its split); `data`
+    maps roles to dataset specs read whole (no split), replacing the config's.
+    """
     config = fileio.read_json(path)
-    missing = [key for key in (*ROLES, "train", "teacher", "student", "rounds", "pseudolabel") if key not in config]
+    missing = [key for key in ("train", "teacher", "student", "rounds", "pseudolabel") if key not in config]
     if missing:
         raise ValueError(f"{path} lacks the key(s) {missing}")
     if seed is not None:
         config["train"] = config["train"] | {"seed": seed}
-    if dataset:
-        for role in ROLES:
+    for role in DATA_ROLES:
+        config[role] = config.get(role) or None
+        if dataset and config[role]:
             config[role] = config[role] | {"dataset": dataset}
+        if (data or {}).get(role):
+            config[role] = {"dataset": data[role]}
+    for role in REQUIRED_ROLES:
+        if not config[role]:
+            raise ValueError(f"no {role} data: {path} names none; pass --{role}=SPEC")
     sections = {name: config[name] for name in ("train", "teacher", "student")}
     sections |= {f"rounds[{i}]": settings for i, settings in enumerate(config["rounds"])}
     known = set(TrainConfig().to_dict())
@@ -105,6 +143,51 @@ def train_settings(config: dict[str, Any], step: Step, model_dir: str) -> dict[s
     }
 
 
+def check_data(config: dict[str, Any]) -> None:
+    """Opens every role's dataset and reads it up to its first image.
+
+    Labeled roles must have labels. Raises the reading error naming the spec
+    before any step runs.
+    """
+    purposes = {"labeled": TRAIN, "validation": EVAL, "test": EVAL}
+    for role in DATA_ROLES:
+        if not config[role]:
+            continue
+        source = open_source(config[role]["dataset"], data_dir=config["train"].get("data_dir"))
+        split = config[role].get("split")
+        split = source.resolve_split(split, purposes[role]) if role in purposes else split
+        if role in purposes and not source.labeled:
+            raise ValueError(
+                f"the {role} data {source.spec!r} has no labels (no class subfolders); "
+                "only the unlabeled data may be a flat folder or an images: pattern"
+            )
+        source.require_images(split)
+
+
+def hold_out_validation(config: dict[str, Any], manifest: Manifest, work_dir: str) -> dict[str, Any]:
+    """Without validation data, the config with a held-out part of the labeled data as validation."""
+    if config["validation"]:
+        return config
+    labeled = config["labeled"]
+    summary = holdout.hold_out(
+        labeled["dataset"],
+        labeled.get("split"),
+        os.path.join(work_dir, HOLDOUT_DIR),
+        fraction=holdout.HOLDOUT_FRACTION,
+        seed=HOLDOUT_SEED,
+        data_dir=config["train"].get("data_dir"),
+    )
+    manifest.record_holdout(summary)
+    print(
+        f"[data] held out {summary['num_validation']} of {summary['num_validation'] + summary['num_train']} "
+        f"labeled images as validation ({summary['fraction']:.0%} of each class, seed {summary['seed']}); "
+        f"ids in {summary['validation_ids']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return config | {"labeled": {"dataset": summary["train"]}, "validation": {"dataset": summary["validation"]}}
+
+
 def resolved_settings(settings: dict[str, Any], step: Step) -> TrainConfig:
     """What the step's CLI makes of `settings` (for checking a config before a run)."""
     if step.role == TEACHER:
@@ -114,15 +197,22 @@ def resolved_settings(settings: dict[str, Any], step: Step) -> TrainConfig:
 
 
 def run_iteration(
-    work_dir: str, last_round: int, config_path: str, dataset: str | None = None, seed: int | None = None
+    work_dir: str,
+    last_round: int,
+    config_path: str,
+    dataset: str | None = None,
+    seed: int | None = None,
+    data: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    config = load_config(config_path, dataset, seed)
+    config = load_config(config_path, dataset, seed, data)
     if last_round < 0:
         raise ValueError(f"--round must be >= 0, got {last_round}")
     if last_round > len(config["rounds"]):
         raise ValueError(f"--round={last_round} but {config_path} defines only {len(config['rounds'])} student rounds")
     fileio.check_writable_dir(work_dir, "--work_dir")
+    check_data(config)
     manifest = Manifest(work_dir)
+    config = hold_out_validation(config, manifest, work_dir)
     teacher = Step(0, TEACHER)
     _run_training(manifest, teacher, config, work_dir, [])
     model_of_round = {0: teacher.directory(work_dir)}
@@ -173,8 +263,12 @@ def _console_flags() -> list[str]:
 
 def main(argv):
     del argv
+    data = {role: flag.value for role, flag in _ROLE_FLAGS.items()}
+    own_data = bool(data["labeled"])
+    config_path = _CONFIG.value or (OWN_DATA_CONFIG if own_data else DIGITS_CONFIG)
+    work_dir = _WORK_DIR.value or ("runs/own-data" if own_data else "runs/digits")
     try:
-        summary = run_iteration(_WORK_DIR.value, _ROUND.value, _CONFIG.value, _DATASET.value, _SEED.value)
+        summary = run_iteration(work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data)
     except StepFailed as error:
         print(f"error: {error}; rerun the same command to resume", file=sys.stderr)
         sys.exit(1)

@@ -18,6 +18,9 @@ from efficientnet.util import fileio
 
 MANIFEST_FILE = "rounds.json"
 
+# The data an iteration reads, by role; labeled and unlabeled are required.
+DATA_ROLES = ("labeled", "unlabeled", "validation", "test")
+
 TEACHER = "teacher"
 PSEUDOLABEL = "pseudolabel"
 STUDENT = "student"
@@ -67,6 +70,7 @@ class Manifest:
     def __init__(self, work_dir: str):
         self.path = os.path.join(work_dir, MANIFEST_FILE)
         self.steps: dict[str, Any] = {}
+        self.holdout: dict[str, Any] | None = None  # the validation split made from the labeled data, if any
         if tf.io.gfile.exists(self.path):
             content = fileio.read_json(self.path)
             if not isinstance(content, dict) or not isinstance(content.get("steps"), dict):
@@ -74,6 +78,7 @@ class Manifest:
                     f"{self.path} is not a rounds manifest (no 'steps' object); move it away to start over"
                 )
             self.steps = content["steps"]
+            self.holdout = content.get("validation_holdout")
 
     def done(self, step: Step, settings: dict[str, Any], marker: str) -> bool:
         """Whether `step` finished with these settings and its output (`marker`) exists."""
@@ -88,7 +93,15 @@ class Manifest:
 
     def record(self, step: Step, entry: dict[str, Any]) -> None:
         self.steps[step.name] = {"round": step.round, "role": step.role} | entry
-        fileio.write_json(self.path, {"steps": self.steps})
+        self._write()
+
+    def record_holdout(self, summary: dict[str, Any]) -> None:
+        self.holdout = summary
+        self._write()
+
+    def _write(self) -> None:
+        content = {"steps": self.steps} | ({"validation_holdout": self.holdout} if self.holdout else {})
+        fileio.write_json(self.path, content)
 
     def finished(self, last_round: int, roles: tuple[str, ...]) -> list[tuple[Step, dict[str, Any]]]:
         """Finished steps of the given roles up to `last_round`, in (round, role) order."""

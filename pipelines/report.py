@@ -3,7 +3,8 @@
 Every number is measured here from the exports and the labeling stats of the
 run (nothing is copied from elsewhere): each model is evaluated on the
 validation split (used to choose settings) and on the test split (reported,
-never tuned on).
+never tuned on). A run without test data reports validation accuracy only,
+and says that it is an optimistic estimate.
 """
 
 from __future__ import annotations
@@ -13,25 +14,38 @@ import os
 from typing import Any
 
 from efficientnet.data.datasets import open_source
+from efficientnet.data.source import EVAL
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.inference import Predictor
 from efficientnet.util import fileio
-from pipelines.manifest import MODEL_ROLES, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest
+from pipelines.manifest import DATA_ROLES, MODEL_ROLES, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest
 from pseudolabel import outputs
 
 EVAL_BATCH_SIZE = 256
 REPORT_FILE = "report.json"  # the measured numbers; report.md and report.png are drawn from them
 
 
+def evaluation_roles(config: dict[str, Any]) -> tuple[str, ...]:
+    """The roles models are evaluated on: validation, and test when there is one."""
+    return ("validation", "test") if config.get("test") else ("validation",)
+
+
+def reported_role(config: dict[str, Any]) -> str:
+    """The role the report's comparisons use: test, else validation."""
+    return evaluation_roles(config)[-1]
+
+
 def measure(manifest: Manifest, config: dict[str, Any], last_round: int) -> dict[str, Any]:
     """Evaluates every finished model and collects the labeling stats."""
     models = []
-    sources = {role: open_source(config[role]["dataset"]) for role in ("validation", "test")}
+    data_dir = config["train"].get("data_dir")
+    sources = {role: open_source(config[role]["dataset"], data_dir=data_dir) for role in evaluation_roles(config)}
+    splits = {role: source.resolve_split(config[role].get("split"), EVAL) for role, source in sources.items()}
     for step, entry in manifest.finished(last_round, MODEL_ROLES):
         row = {"round": step.round, "role": step.role, "export": entry["outputs"]["export"]}
         predictor = Predictor.from_export(row["export"])
         for role, source in sources.items():
-            row[role] = evaluate(predictor, source, config[role].get("split"), EVAL_BATCH_SIZE)["top1"]
+            row[role] = evaluate(predictor, source, splits[role], EVAL_BATCH_SIZE)["top1"]
         models.append(row)
     labeling = []
     for step, entry in manifest.finished(last_round, (PSEUDOLABEL,)):
@@ -48,22 +62,23 @@ def measure(manifest: Manifest, config: dict[str, Any], last_round: int) -> dict
                 "class_names": stats.get("class_names"),
             }
         )
-    return {"models": models, "labeling": labeling}
+    data = {role: config[role] for role in DATA_ROLES} | {"validation_holdout": manifest.holdout}
+    return {"models": models, "labeling": labeling, "data": data, "reported": reported_role(config)}
 
 
-def comparisons(models: list[dict[str, Any]]) -> list[str]:
-    """Plain statements of the effects the method predicts, with measured gaps."""
+def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
+    """Plain statements of the effects the method predicts, with measured gaps on `role` data."""
     by_key = {(row["round"], row["role"]): row for row in models}
     lines = []
 
     def compare(label, a, b):
         if a in by_key and b in by_key:
-            gap = 100 * (by_key[a]["test"] - by_key[b]["test"])
+            gap = 100 * (by_key[a][role] - by_key[b][role])
             if gap == 0:
-                lines.append(f"- {label}: equal test accuracy")
+                lines.append(f"- {label}: equal {role} accuracy")
             else:
                 verdict = "above" if gap > 0 else "below"
-                lines.append(f"- {label}: {verdict} by {abs(gap):.1f} points of test accuracy")
+                lines.append(f"- {label}: {verdict} by {abs(gap):.1f} points of {role} accuracy")
 
     compare("student round 1 vs teacher", (1, STUDENT), (0, TEACHER))
     rounds = sorted({row["round"] for row in models})
@@ -75,7 +90,7 @@ def comparisons(models: list[dict[str, Any]]) -> list[str]:
 
 
 def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_dir: str) -> dict[str, Any] | None:
-    """ImageNet-C-style corruption errors of every round's model on the test split.
+    """ImageNet-C-style corruption errors of every round's model on the reported (test) data.
 
     Relative to the teacher (CE = 100 for the teacher); `config["robustness"]`
     sets options such as `max_examples`, and null switches it off (ImageNet
@@ -89,8 +104,8 @@ def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_di
     teacher = next((row["export"] for row in measured["models"] if row["role"] == TEACHER), None)
     return corruption_section(
         {f"round {row['round']} {row['role']}": row["export"] for row in measured["models"]},
-        config["test"]["dataset"],
-        config["test"].get("split"),
+        config[measured["reported"]]["dataset"],
+        config[measured["reported"]].get("split"),
         work_dir,
         baseline=teacher,
         cache_dir=os.path.join(work_dir, "robustness-cache"),
@@ -101,7 +116,7 @@ def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_di
 def write_report(work_dir: str, manifest: Manifest, config: dict[str, Any], last_round: int) -> dict[str, Any]:
     """Writes report.json, report.md and report.png (and robustness.*) into `work_dir`."""
     measured = measure(manifest, config, last_round)
-    measured["comparisons"] = comparisons(measured["models"])
+    measured["comparisons"] = comparisons(measured["models"], measured["reported"])
     section = robustness_section(measured, config, work_dir)
     if section is not None:
         measured["robustness"] = section["result"]
@@ -120,14 +135,23 @@ def _markdown(measured: dict[str, Any], config: dict[str, Any], robustness: str 
         "",
         config.get("description", ""),
         "",
+        *_data_lines(measured["data"]),
         "## Accuracy per round (top-1)",
         "",
-        "| round | model | validation | test |",
-        "|---|---|---|---|",
     ]
+    roles = evaluation_roles(config)
+    lines += ["| round | model | " + " | ".join(roles) + " |", "|---|---|" + "---|" * len(roles)]
     for row in measured["models"]:
-        lines.append(f"| {row['round']} | {row['role']} | {row['validation']:.3f} | {row['test']:.3f} |")
-    lines += ["", "Validation images were used to choose settings; test images only to report.", ""]
+        lines.append(f"| {row['round']} | {row['role']} | " + " | ".join(f"{row[r]:.3f}" for r in roles) + " |")
+    if "test" in roles:
+        lines += ["", "Validation images were used to choose settings; test images only to report.", ""]
+    else:
+        lines += [
+            "",
+            "There is no test set (pass --test=SPEC): these are validation accuracies, on the images the "
+            "settings were chosen on, so they overstate the accuracy on new images.",
+            "",
+        ]
     lines += ["## What the method predicts, measured", "", *measured["comparisons"], ""]
     if measured["labeling"]:
         lines += [
@@ -158,6 +182,24 @@ def _markdown(measured: dict[str, Any], config: dict[str, Any], robustness: str 
     return "\n".join(lines)
 
 
+def _data_lines(data: dict[str, Any]) -> list[str]:
+    """Which data each role read, and how validation was made when it was held out."""
+    lines = ["## Data", ""]
+    for role in DATA_ROLES:
+        entry = data.get(role)
+        split = f" split `{entry['split']}`" if entry and entry.get("split") else ""
+        described = f"`{entry['dataset']}`{split}" if entry else "none"
+        lines.append(f"- {role}: {described}")
+    holdout = data.get("validation_holdout")
+    if holdout:
+        lines.append(
+            f"- validation: {holdout['num_validation']} images held out of `{holdout['source']}` "
+            f"({holdout['fraction']:.0%} of each class, seed {holdout['seed']}; ids in `{holdout['validation_ids']}`); "
+            f"the models trained on the other {holdout['num_train']}"
+        )
+    return [*lines, ""]
+
+
 def _fraction(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -170,11 +212,14 @@ def _plot(measured: dict[str, Any], path: str) -> None:
 
     figure, (accuracy_axis, balance_axis) = plt.subplots(1, 2, figsize=(11, 4))
     noised = [row for row in measured["models"] if row["role"] in (TEACHER, STUDENT)]
+    reported = measured["reported"]
     for split, marker in (("validation", "o"), ("test", "s")):
-        accuracy_axis.plot([r["round"] for r in noised], [r[split] for r in noised], marker=marker, label=split)
+        if noised and split in noised[0]:
+            accuracy_axis.plot([r["round"] for r in noised], [r[split] for r in noised], marker=marker, label=split)
     for row in measured["models"]:
         if row["role"] == STUDENT_NO_NOISE:
-            accuracy_axis.scatter([row["round"]], [row["test"]], marker="x", color="red", label="test, no noise")
+            label = f"{reported}, no noise"
+            accuracy_axis.scatter([row["round"]], [row[reported]], marker="x", color="red", label=label)
     accuracy_axis.set_xlabel("round (0 = teacher)")
     accuracy_axis.set_ylabel("top-1 accuracy")
     accuracy_axis.set_title("Accuracy per round")

@@ -36,3 +36,7 @@ def dataset_spec(output_dir: str) -> str:
 
 def stats_path(output_dir: str) -> str:
     return os.path.join(output_dir, STATS_FILE)
+
+
+def failures_path(output_dir: str) -> str:
+    return os.path.join(output_dir, FAILURES_PREFIX + FAILURES_SUFFIX)

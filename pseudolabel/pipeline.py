@@ -89,10 +89,15 @@ class LabelingConfig:
                 raise ValueError(f"--{name} is required")
 
 
+def runs_locally(pipeline_args: list[str] | None) -> bool:
+    """Whether the job runs in this process: no --runner given, so the local default."""
+    return not any(arg == "--runner" or arg.startswith("--runner=") for arg in pipeline_args or [])
+
+
 def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
     """Runner flags pass through to Beam; without --runner, the local default."""
     args = list(pipeline_args or [])
-    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+    if runs_locally(args):
         args.extend(LOCAL_PIPELINE_ARGS)
     return PipelineOptions(args)
 
@@ -104,10 +109,12 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     ValueError / FileNotFoundError before any pipeline starts.
     """
     config.validate()
-    # Opened here so that a missing corpus or a wrong split fails in the
-    # launcher, and to count its shards (listing a folder or bucket once).
+    # Opened here so that a missing or empty corpus or a wrong split fails in
+    # the launcher, before a teacher is loaded, and to count its shards
+    # (listing a folder or bucket once).
     source = open_source(config.input, data_dir=config.data_dir)
     source.check_split(config.split)
+    source.require_images(config.split)
     teacher_dir = export.resolve_export_dir(config.teacher)
     # Loaded once here, in the launcher, so that a teacher safe mode refuses
     # (or a truncated file) is a one-line error before any worker starts.
@@ -142,6 +149,8 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
                 settings=settings,
                 truth=truth,
                 num_read_shards=source.num_shards(config.split),
+                # The progress line's total, where one process labels everything (inference.py).
+                total_images=source.num_examples(config.split) if runs_locally(pipeline_args) else None,
             )
         commit.discard(os.path.join(work_dir, SPILL_DIR))
         commit.commit(work_dir, config.output_dir)
@@ -159,9 +168,11 @@ def build_pipeline(
     settings: dict[str, Any],
     truth: dict[str, int] | None,
     num_read_shards: int,
+    total_images: int | None = None,
 ) -> None:
     """Adds the labeling job to `pipeline`, writing into `work_dir`; the
-    corpus is read in `num_read_shards` parallel parts."""
+    corpus is read in `num_read_shards` parallel parts. `total_images`, when
+    given, is its size, for the ETA of the labeling progress line."""
     num_classes = settings["num_classes"]
     threshold = config.confidence_threshold
 
@@ -170,9 +181,9 @@ def build_pipeline(
         images
         | "Batch" >> beam.BatchElements(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
         | "Label"
-        >> beam.ParDo(LabelBatchFn(settings["teacher"], config.temperature, shared.Shared())).with_outputs(
-            FAILED, main="labeled"
-        )
+        >> beam.ParDo(
+            LabelBatchFn(settings["teacher"], config.temperature, shared.Shared(), total_images)
+        ).with_outputs(FAILED, main="labeled")
     )
     failures = labeled[FAILED]
     predictions = labeled.labeled | "Predictions" >> beam.Map(_prediction)
@@ -307,7 +318,7 @@ class SpillRecordsFn(beam.DoFn):
 def _selected_location(id_and_groups):
     """`(file, (index, copies))` for a selected id; unselected ids yield nothing.
 
-    Identical tfrecord records share an id (see `sources.py`): they are the
+    Identical tfrecord records share an id (efficientnet/data/source.py): they are the
     same record, so the first location serves, and every selection counts.
     """
     _, groups = id_and_groups

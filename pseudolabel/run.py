@@ -14,7 +14,8 @@ Flags defined here are parsed by absl; every other `--name=value` goes to
 Beam's PipelineOptions (runner, project, region, workers, containers…).
 Without `--runner` the job runs in this process on Beam's FnApiRunner.
 Writes `OUTPUT_DIR/pseudo-SSSSS-of-NNNNN.tfrecord`, `stats.json`,
-`config.json` and `failures.jsonl`, all at once when the job succeeded. A job
+`config.json` and `failures.jsonl`, all at once when the job succeeded. An input
+that yields no image fails before the teacher is loaded (status 2); a job
 whose threshold keeps no image writes its stats but exits with an error
 (status 2): a student cannot train on nothing.
 """
@@ -28,12 +29,12 @@ from absl import flags
 
 from efficientnet.data import records
 from efficientnet.util import cli
-from pseudolabel import balance, targets
+from pseudolabel import balance, outputs, targets
 from pseudolabel.pipeline import DEFAULT_BATCH_SIZE, LabelingConfig, run_labeling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "input", None, "Dataset spec of the unlabeled images: tfrecord:GLOB, folder:PATH, tfds:NAME, digits."
+    "input", None, "Dataset spec of the unlabeled images: images:GLOB, folder:PATH, tfrecord:GLOB, tfds:NAME, digits."
 )
 flags.DEFINE_string("split", None, "Split for digits and tfds: sources (e.g. unlabeled, train).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
@@ -103,6 +104,11 @@ def main(argv, pipeline_args: list[str]):
         batch_size=FLAGS.batch_size,
     )
     stats = run_labeling(config, pipeline_args)
+    if stats["num_images"] == 0:
+        raise ValueError(
+            f"no image of --input={config.input} could be decoded ({stats['num_failures']} failed; "
+            f"{outputs.failures_path(config.output_dir)} names them)"
+        )
     if stats["num_records"] == 0:
         histogram = stats["confidence_histogram"]
         highest = max(

@@ -16,7 +16,9 @@ from efficientnet.util import cli
 
 _MODEL = flags.DEFINE_string("model", None, "Export directory (or a model_dir holding export/).", required=True)
 _DATASET = flags.DEFINE_string("dataset", "digits", "digits, tfds:NAME, tfrecord:GLOB or folder:PATH.")
-_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate; empty for tfrecord/folder sources.")
+_SPLIT = flags.DEFINE_string(
+    "split", None, "Split to evaluate; default: test (validation for TFDS sets without test), none for file sources."
+)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.")
 

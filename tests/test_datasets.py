@@ -10,7 +10,8 @@ from sklearn.datasets import load_digits
 
 from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import digits_split_indices, digits_withheld_labels
-from efficientnet.data.source import UNKNOWN_LABEL
+from efficientnet.data.folder_source import glob_regex
+from efficientnet.data.source import EVAL, TRAIN, UNKNOWN_LABEL, EmptySourceError
 from efficientnet.util.registry import UnknownNameError
 
 
@@ -99,7 +100,7 @@ def test_digits_rejects_unknown_split():
 
 def test_unknown_source_lists_valid_ones():
     with pytest.raises(
-        UnknownNameError, match="unknown dataset source 'csv'; valid names: digits, folder, tfds, tfrecord"
+        UnknownNameError, match="unknown dataset source 'csv'; valid names: digits, folder, images, tfds, tfrecord"
     ):
         open_source("csv:/data")
 
@@ -128,10 +129,12 @@ def test_tfds_source_with_mock_data(name, split, num_classes):
         assert 0 <= example["label"] < num_classes
 
 
-def test_tfds_source_needs_a_split():
+def test_tfds_source_needs_a_split_and_has_defaults():
     with tfds.testing.mock_data(num_examples=2):
         with pytest.raises(ValueError, match="needs a split"):
             open_source("tfds:cifar10").examples(None)
+        cifar = open_source("tfds:cifar10")
+        assert cifar.resolve_split(None, TRAIN) == "train" and cifar.resolve_split(None, EVAL) == "test"
 
 
 # ----------------------------------------------------------------- TFRecord
@@ -219,12 +222,77 @@ def test_folder_source_decodes_formats_and_skips_corrupt_files(tmp_path, capfd):
 def test_folder_source_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="image folder '.*nowhere' does not exist"):
         open_source(f"folder:{tmp_path}/nowhere")
-    (tmp_path / "flat").mkdir()
-    with pytest.raises(ValueError, match="has no class subfolders"):
-        open_source(f"folder:{tmp_path}/flat")
-    (tmp_path / "flat" / "cls").mkdir()
-    with pytest.raises(ValueError, match="holds no .jpg"):
-        open_source(f"folder:{tmp_path}/flat")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmptySourceError, match=r"'folder:.*empty' yields no image: looked for .jpg.* files in .*empty"):
+        open_source(f"folder:{tmp_path}/empty")
+    (tmp_path / "empty" / "cls").mkdir()
+    with pytest.raises(EmptySourceError, match="files in the class subfolders of .*; 0 file"):
+        open_source(f"folder:{tmp_path}/empty")
+    (tmp_path / "empty" / "stray.png").write_bytes(encode(smooth_image(1), "png"))
+    with pytest.raises(ValueError, match=r"holds both class subfolders \(cls\) and 1 image.*'images:.*empty/\*'"):
+        open_source(f"folder:{tmp_path}/empty")
+
+
+def write_images(paths: list, seed: int = 0) -> None:
+    for index, path in enumerate(paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode(smooth_image(seed + index), "png"))
+
+
+def test_flat_folder_is_an_unlabeled_corpus(tmp_path):
+    flat = tmp_path / "dump"
+    write_images([flat / "b.png", flat / "a.png"])
+    (flat / "notes.txt").write_text("not an image")
+    (flat / ".thumbnails").mkdir()  # hidden folders are not classes
+    source = open_source(f"folder:{flat}")
+    assert not source.labeled and source.num_classes is None and source.class_names is None
+    examples = collect(source.examples())
+    assert [e["id"].decode() for e in examples] == [f"{flat}/a.png", f"{flat}/b.png"]
+    assert [int(e["label"]) for e in examples] == [UNKNOWN_LABEL] * 2
+    with pytest.raises(ValueError, match="has no splits"):
+        source.examples("train")
+
+
+def test_images_glob_reads_nested_folders(tmp_path):
+    write_images([tmp_path / "top.png", tmp_path / "a" / "one.png", tmp_path / "a" / "b" / "two.jpg"])
+    (tmp_path / "a" / "b" / "two.jpg").write_bytes(encode(smooth_image(9), "jpeg"))
+    (tmp_path / "a" / "b" / "three.txt").write_text("skip")
+    every = open_source(f"images:{tmp_path}/**")
+    assert [p.removeprefix(f"{tmp_path}/") for p in every.paths] == ["a/b/two.jpg", "a/one.png", "top.png"]
+    assert not every.labeled and every.num_examples() == 3
+    assert len(collect(every.examples())) == 3
+    assert open_source(f"images:{tmp_path}/**/*.png").num_examples() == 2
+    assert open_source(f"images:{tmp_path}/*/*.png").paths == [f"{tmp_path}/a/one.png"]
+    with pytest.raises(EmptySourceError, match=r"looked for files matching '.*/\*\*/\*\.gif' that end in"):
+        open_source(f"images:{tmp_path}/**/*.gif")
+
+
+def test_glob_regex_semantics():
+    assert glob_regex("d/**/*.jpg").fullmatch("d/x.jpg") and glob_regex("d/**/*.jpg").fullmatch("d/a/b/x.jpg")
+    assert not glob_regex("d/*.jpg").fullmatch("d/a/x.jpg")
+    assert glob_regex("d/cam[0-9]/?.png").fullmatch("d/cam3/x.png")
+    assert not glob_regex("d/cam[!0-9]/x.png").fullmatch("d/cam3/x.png")
+    assert glob_regex("gs://b/x+y/*.png").fullmatch("gs://b/x+y/1.png")  # regex characters are literal
+
+
+def test_empty_read_counts_undecodable_files(tmp_path):
+    (tmp_path / "pile").mkdir()
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / "pile" / name).write_bytes(b"not an image")
+    source = open_source(f"folder:{tmp_path}/pile")
+    with pytest.raises(EmptySourceError, match=r"yields no image: .*; 2 file\(s\) skipped as undecodable"):
+        source.require_images(None)
+
+
+def test_default_splits_fit_each_source(tmp_path):
+    digits = open_source("digits")
+    assert (digits.resolve_split(None, TRAIN), digits.resolve_split(None, EVAL)) == ("train", "test")
+    assert digits.resolve_split("validation", EVAL) == "validation"
+    make_folder(tmp_path / "images")
+    folder = open_source(f"folder:{tmp_path}/images")
+    assert folder.resolve_split(None, TRAIN) is None and folder.resolve_split(None, EVAL) is None
+    with pytest.raises(ValueError, match="has no splits \\(got split 'train'\\)"):
+        folder.resolve_split("train", TRAIN)
 
 
 def test_sources_read_through_tf_gfile_filesystems():

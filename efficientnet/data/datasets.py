@@ -3,12 +3,14 @@
   digits                         scikit-learn's bundled handwritten digits (offline)
   tfds:NAME[/CONFIG][:VERSION]   a TFDS dataset, e.g. tfds:imagenet2012, tfds:cifar10
   tfrecord:GLOB                  ImageNet-format or pseudo-label TFRecords
-  folder:PATH                    one subfolder per class holding JPEG/PNG files
+  folder:PATH                    one subfolder per class holding image files (labeled),
+                                 or image files directly in PATH (unlabeled)
+  images:GLOB                    image files matching a pattern, `**` for any depth (unlabeled)
 
 `open_source(spec)` is the one parser of these strings; training, evaluation,
 labeling and the robustness benchmarks all call it, and read what it returns
 through `Source.examples` (efficientnet/data/source.py). Paths may be local or
-`gs://` (tf.io.gfile reads both).
+`gs://` (tf.io.gfile reads both). Only `digits` and `tfds:` have splits.
 """
 
 from __future__ import annotations

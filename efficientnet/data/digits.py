@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from efficientnet.data.source import SOURCES, UNKNOWN_LABEL, Shard, Source
+from efficientnet.data.source import EVAL, SOURCES, TRAIN, UNKNOWN_LABEL, Shard, Source
 
 DIGITS_SEED = 0
 DIGITS_TEST_SIZE = 500
@@ -75,6 +75,9 @@ class DigitsSource(Source):
         self._images = np.repeat(gray[..., None], 3, axis=-1)
         self._labels = digits.target.astype(np.int64)
         self._splits = digits_split_indices()
+
+    def default_split(self, purpose: str) -> str:
+        return {TRAIN: "train", EVAL: "test"}[purpose]
 
     def num_examples(self, split: str | None = None) -> int:
         self.check_split(split)

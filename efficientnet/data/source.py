@@ -12,6 +12,14 @@ parallel workers, and a multi-worker trainer can give each worker its own.
 `examples(decode=False)` yields the stored bytes instead of pixels (PNG for
 sources that hold pixels), for writing records without re-encoding.
 
+Splits: `digits` and `tfds:` sources have named splits and a default one per
+purpose (`resolve_split`: train → `train`, evaluation → `test`, or
+`validation` for TFDS datasets without a test split); file sources have none,
+so a split left unset means "all of it" there, and a split named for them is an
+error. A source that yields no image at all is an error of its own
+(`require_images`), reported before any model is loaded, naming what was
+looked for and how many files could not be decoded.
+
 Every source yields dicts with
   id      tf.string  unique and stable per example
   image   tf.uint8   [height, width, 3] (grayscale replicated, alpha dropped),
@@ -33,6 +41,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 Shard = tuple[int, int]  # (index, count): the index-th of count disjoint parts
 
+# What a split is read for, when the caller leaves the choice to the source.
+TRAIN = "train"
+EVAL = "eval"
+
+
+class EmptySourceError(ValueError):
+    """A dataset spec that yields no image: a reading problem, not a model's."""
+
 
 class Source:
     """A named collection of splits of example dicts (see the module docstring)."""
@@ -41,6 +57,7 @@ class Source:
     num_classes: int | None = None
     class_names: tuple[str, ...] | None = None
     split_names: tuple[str, ...] | None = None  # None: the source has no splits
+    labeled = True  # False: every label is UNKNOWN_LABEL (an unlabeled corpus)
     # Whether reading one record can fail (a file that is not an image, a
     # record that is not an Example): such records are skipped, logged by id
     # and counted in `skipped_images`, never fatal.
@@ -104,6 +121,37 @@ class Source:
                 raise ValueError(f"{self.spec!r} has no splits (got split {split!r}); point the source at the files")
         elif split is None or split.split("[")[0] not in self.split_names:
             raise ValueError(f"{self.spec!r} needs a split, one of {list(self.split_names)}; got {split!r}")
+
+    def default_split(self, purpose: str) -> str | None:
+        """The split read for `purpose` (TRAIN or EVAL) when none is given."""
+        return None
+
+    def resolve_split(self, split: str | None, purpose: str) -> str | None:
+        """`split`, or the source's default for `purpose` when it is None; checked."""
+        chosen = self.default_split(purpose) if split is None else split
+        self.check_split(chosen)
+        return chosen
+
+    def looked_for(self, split: str | None) -> str:
+        """What reading `split` looks for, in words, for the empty-read error."""
+        return f"the examples of split {split!r}" if split else "its examples"
+
+    def require_images(self, split: str | None) -> None:
+        """Raises EmptySourceError unless `split` yields at least one image.
+
+        Reads up to the first decodable image: one file when the data is
+        fine, every file only when none of them decodes. Called by every
+        consumer before it loads or trains a model, so a wrong path or pattern
+        is named as such instead of surfacing later as an empty result.
+        """
+        for _ in self.examples(split).take(1):
+            return
+        raise self.empty_error(split)
+
+    def empty_error(self, split: str | None) -> EmptySourceError:
+        skipped = int(self.skipped_images.numpy())
+        undecodable = f"; {skipped} file(s) skipped as undecodable" if self.reads_files else ""
+        return EmptySourceError(f"{self.spec!r} yields no image: looked for {self.looked_for(split)}{undecodable}")
 
 
 SOURCES: Registry[type[Source]] = Registry("dataset source")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from efficientnet.data.source import SOURCES, Shard, Source
+from efficientnet.data.source import EVAL, SOURCES, Shard, Source
 
 
 @SOURCES.register("tfds")
@@ -48,6 +48,17 @@ class TfdsSource(Source):
             raise ValueError(f"{self.spec!r} needs a split, e.g. 'train'")
         if self.split_names:
             super().check_split(split)
+
+    def default_split(self, purpose: str) -> str:
+        """`train` to train on; `test` to evaluate on, or `validation` where
+        there is no test split (imagenet2012's test labels are not public)."""
+        if purpose != EVAL:
+            return "train"
+        names = self.split_names
+        return "validation" if names and "test" not in names and "validation" in names else "test"
+
+    def looked_for(self, split: str | None) -> str:
+        return f"the examples of split {split!r} of TFDS dataset {self._builder.name!r}"
 
     def num_examples(self, split: str | None = None) -> int | None:
         self.check_split(split)

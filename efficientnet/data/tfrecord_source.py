@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
 
 from efficientnet.data import records
 from efficientnet.data.source import SOURCES, Shard, Source
+from efficientnet.util import fileio
+
+DATASET_INFO_FILE = "dataset_info.json"  # beside ImageNet-format files: classes they do not store
+
+
+def write_dataset_info(directory: str, num_classes: int, class_names: list[str] | None) -> None:
+    """Records the classes of ImageNet-format files in `directory` for `TfrecordSource`."""
+    info = {"num_classes": num_classes, "class_names": list(class_names) if class_names else None}
+    fileio.write_json(os.path.join(directory, DATASET_INFO_FILE), info)
 
 
 @SOURCES.register("tfrecord")
@@ -19,7 +27,8 @@ class TfrecordSource(Source):
 
     The number of classes of ImageNet-format records is not stored in them:
     it comes from `num_classes` or from a `dataset_info.json` beside the files
-    (`{"num_classes": N, "class_names": [...]}`), else stays unknown. The id
+    (`{"num_classes": N, "class_names": [...]}`, `write_dataset_info`), else
+    stays unknown. The id
     of a record is `PATH#INDEX`, its position in its file; shards are whole
     files, so ids do not depend on how the files are split between readers.
     """
@@ -30,6 +39,7 @@ class TfrecordSource(Source):
         super().__init__()
         if not argument:
             raise ValueError("tfrecord source needs a file pattern, e.g. 'tfrecord:/data/train-*'")
+        self._pattern = argument
         self.files = sorted(tf.io.gfile.glob(argument))
         if not self.files:
             raise FileNotFoundError(f"no files match tfrecord pattern {argument!r}")
@@ -48,12 +58,14 @@ class TfrecordSource(Source):
         self._read_dataset_info(os.path.dirname(self.files[0]))
 
     def _read_dataset_info(self, directory: str) -> None:
-        path = os.path.join(directory, "dataset_info.json")
+        path = os.path.join(directory, DATASET_INFO_FILE)
         if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path) as f:
-                info = json.load(f)
+            info = fileio.read_json(path)
             self.num_classes = info.get("num_classes", self.num_classes)
-            self.class_names = tuple(info["class_names"]) if "class_names" in info else None
+            self.class_names = tuple(info["class_names"]) if info.get("class_names") else None
+
+    def looked_for(self, split: str | None) -> str:
+        return f"records in the {len(self.files)} file(s) matching {self._pattern!r}"
 
     def num_shards(self, split: str | None = None) -> int:
         return len(self.files)

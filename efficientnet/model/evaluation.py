@@ -11,7 +11,7 @@ import numpy as np
 
 from efficientnet.data import input_pipeline
 from efficientnet.data.datasets import open_source
-from efficientnet.data.source import Source
+from efficientnet.data.source import EVAL, Source
 from efficientnet.model.inference import Predictor
 
 
@@ -32,9 +32,16 @@ def evaluate(predictor: Predictor, source: Source, split: str | None, batch_size
 
 
 def evaluate_export(path: str, dataset: str, split: str | None, *, data_dir=None, batch_size: int = 256) -> dict:
-    """Top-1/top-5 of an export on `dataset`/`split`, refusing a class-count mismatch."""
-    predictor = Predictor.from_export(path)
+    """Top-1/top-5 of an export on `dataset`/`split` (None: the source's evaluation default).
+
+    Refuses unlabeled data, a class-count mismatch and an empty read before loading the model.
+    """
     source = open_source(dataset, data_dir=data_dir)
+    split = source.resolve_split(split, EVAL)
+    if not source.labeled:
+        raise ValueError(f"{dataset!r} has no labels to evaluate against (no class subfolders)")
+    source.require_images(split)
+    predictor = Predictor.from_export(path)
     if source.num_classes not in (None, predictor.num_classes):
         raise ValueError(f"{path} predicts {predictor.num_classes} classes but {dataset!r} has {source.num_classes}")
     return evaluate(predictor, source, split, batch_size)

@@ -52,9 +52,9 @@ class TrainConfig:
     small_images: bool | None = None
     # Labeled data and evaluation data.
     dataset: str = "digits"
-    train_split: str | None = "train"
+    train_split: str | None = None  # None: the source's own (Source.resolve_split)
     eval_dataset: str | None = None  # defaults to `dataset`
-    eval_split: str | None = "test"
+    eval_split: str | None = None
     data_dir: str | None = None
     num_classes: int | None = None  # only for sources that cannot tell
     num_train_examples: int | None = None  # only for sources that cannot tell

@@ -30,7 +30,7 @@ from absl import logging
 
 from efficientnet.data import input_pipeline, preprocessing, randaugment
 from efficientnet.data.datasets import open_source
-from efficientnet.data.source import Source
+from efficientnet.data.source import EVAL, TRAIN, Source
 from efficientnet.model import export, scaling
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.inference import Predictor
@@ -41,6 +41,7 @@ from efficientnet.train.distribute import make_strategy, set_precision
 from efficientnet.train.ema import EMA
 from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig
 from efficientnet.util import fileio
+from efficientnet.util.progress import format_duration, seconds_left
 
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
@@ -48,19 +49,38 @@ SUMMARY_DIR = "train"
 
 @dataclasses.dataclass
 class Data:
-    """Sources opened once per run."""
+    """Sources opened once per run, with the splits they are read at."""
 
     train: Source
     eval: Source
     unlabeled: Source | None
     num_classes: int
     num_train_examples: int
+    train_split: str | None
+    eval_split: str | None
 
 
 def open_data(config: TrainConfig) -> Data:
+    """Opens and checks every source of a run before any model is built.
+
+    Each source must yield at least one image (`Source.require_images`), and
+    the labeled ones must have labels.
+    """
     train = open_source(config.dataset, data_dir=config.data_dir)
     evaluation = open_source(config.eval_dataset, data_dir=config.data_dir) if config.eval_dataset else train
     unlabeled = open_source(config.unlabeled_dataset, data_dir=config.data_dir) if config.unlabeled_dataset else None
+    train_split = train.resolve_split(config.train_split, TRAIN)
+    eval_split = evaluation.resolve_split(config.eval_split, EVAL)
+    for flag, source in (("--dataset", train), ("--eval_dataset", evaluation)):
+        if not source.labeled:
+            raise ValueError(
+                f"{flag} {source.spec!r} has no labels (images without class subfolders); "
+                "labeled data needs one subfolder per class"
+            )
+    train.require_images(train_split)
+    evaluation.require_images(eval_split)
+    if unlabeled is not None:
+        unlabeled.require_images(config.unlabeled_split)
     num_classes = config.num_classes or train.num_classes
     if num_classes is None:
         raise ValueError(f"cannot tell the number of classes of {config.dataset!r}; pass --num_classes")
@@ -69,10 +89,11 @@ def open_data(config: TrainConfig) -> Data:
             raise ValueError(
                 f"{name} {source.spec!r} has {source.num_classes} classes but the training data has {num_classes}"
             )
-    num_train_examples = config.num_train_examples or train.num_examples(config.train_split)
+    num_train_examples = config.num_train_examples or train.num_examples(train_split)
     if num_train_examples is None and config.train_steps is None:
         raise ValueError(f"cannot count the examples of {config.dataset!r}; pass --train_steps or --num_train_examples")
-    return Data(train, evaluation, unlabeled, num_classes, num_train_examples or config.train_steps * config.batch_size)
+    num_train_examples = num_train_examples or config.train_steps * config.batch_size
+    return Data(train, evaluation, unlabeled, num_classes, num_train_examples, train_split, eval_split)
 
 
 def total_steps(config: TrainConfig, data: Data) -> int:
@@ -199,7 +220,7 @@ class TrainingRun:
                 skip_batches=start,
             ).map(_step_inputs)
 
-        labeled = stream(data.train, config.train_split, config.batch_size, config.seed)
+        labeled = stream(data.train, data.train_split, config.batch_size, config.seed)
         if data.unlabeled is None:
             return labeled.map(lambda batch: (batch, None))
         unlabeled = stream(data.unlabeled, config.unlabeled_split, config.unlabeled_batch_size(), config.seed + 1)
@@ -233,11 +254,11 @@ class TrainingRun:
         export_dir = export.export_dir(config.model_dir)
         with self.ema.swapped():
             predictor = Predictor(self.model, self.model_config.resolution)
-            metrics = evaluate(predictor, data.eval, config.eval_split, config.batch_size)
+            metrics = evaluate(predictor, data.eval, data.eval_split, config.batch_size)
             metadata = {
                 "dataset": config.dataset,
                 "eval_dataset": config.eval_dataset or config.dataset,
-                "eval_split": config.eval_split,
+                "eval_split": data.eval_split,
                 "steps": self.total_steps,
                 "metrics": metrics,
                 "role": "student" if config.unlabeled_dataset else "teacher",
@@ -263,10 +284,10 @@ class Progress:
             raise FloatingPointError(f"loss became {values['loss']} at step {done}; lower the learning rate")
         now = time.time()
         rate = (done - self.last_step) * self.images_per_step / max(now - self.last_time, 1e-9)
-        eta = (self.total - done) * self.images_per_step / max(rate, 1e-9)
+        eta = seconds_left(done * self.images_per_step, self.total * self.images_per_step, rate)
         print(
             f"step {done}/{self.total} | {rate:.1f} img/s | {_format_metrics(values)} | "
-            f"lr {learning_rate:.5f} | ETA {_format_duration(eta)}",
+            f"lr {learning_rate:.5f} | ETA {format_duration(eta)}",
             file=sys.stderr,
             flush=True,
         )
@@ -395,10 +416,3 @@ def initialize_from(model: keras.Model, init_from: str, model_config: scaling.Mo
 
 def _format_metrics(values: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.4g}" for name, value in values.items())
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
