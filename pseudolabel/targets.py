@@ -11,22 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from efficientnet.data import records
+from efficientnet.model.inference import softmax
 
 DEFAULT_TEMPERATURE = 1.0  # docs/noisy_student.md#soft-and-hard-targets
 
 
 def soft_probabilities(logits: np.ndarray, temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
-    """softmax(logits / temperature) over the last axis, float32.
-
-    Computed in float64 after subtracting the row maximum, so large logits or
-    a small temperature cannot overflow.
-    """
+    """softmax(logits / temperature) over the last axis, float32 (overflow-safe: `softmax`)."""
     if temperature <= 0:
         raise ValueError(f"--temperature must be > 0, got {temperature}")
-    scaled = np.asarray(logits, np.float64) / temperature
-    scaled -= scaled.max(axis=-1, keepdims=True)
-    exponentials = np.exp(scaled)
-    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return softmax(np.asarray(logits, np.float64) / temperature)
 
 
 def hard_probabilities(probabilities: np.ndarray) -> np.ndarray:

@@ -167,7 +167,9 @@ def _count_correct(
         group = {path: c for path, c in classifiers.items() if c.resolution == resolution}
         loading = time.perf_counter()
         chunks = inference.view_batches(
-            source.examples(split),
+            f"corruptions at {resolution} px",
+            source,
+            split,
             [resolution],
             inference.eval_view,
             batch_size=max(1, CHUNK_BYTES // (resolution * resolution * 3)),

@@ -89,7 +89,7 @@ def imagenet_a_report(
     labels = []
     resolutions = [c.resolution for c in classifiers.values()]
     for views, batch_labels in inference.view_batches(
-        source.examples(split), resolutions, inference.eval_view, batch_size=batch_size, max_examples=max_examples
+        "imagenet_a", source, split, resolutions, inference.eval_view, batch_size=batch_size, max_examples=max_examples
     ):
         labels.append(batch_labels)
         for name, classifier in classifiers.items():

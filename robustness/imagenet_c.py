@@ -114,7 +114,7 @@ def _errors(classifiers, source, view, batch_size, max_examples, counts=None) ->
     total = 0
     resolutions = [c.resolution for c in classifiers.values()]
     for views, labels in inference.view_batches(
-        source.examples(SPLIT), resolutions, view, batch_size=batch_size, max_examples=max_examples
+        "imagenet_c", source, SPLIT, resolutions, view, batch_size=batch_size, max_examples=max_examples
     ):
         total += len(labels)
         for name, classifier in classifiers.items():

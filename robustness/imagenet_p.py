@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet.util import fileio
+from efficientnet.util.progress import ProgressLine
 from robustness import inference, metrics
 
 BASELINE = "baseline"
@@ -110,11 +111,14 @@ def imagenet_p_report(
         paths = sequence_paths(root, perturbation, max_sequences)
         num_sequences[perturbation] = len(paths)
         logits = {name: [] for name in classifiers}
+        progress = ProgressLine(f"imagenet_p {perturbation}", len(paths), unit="sequences")
         for path in paths:
             frames = tf.convert_to_tensor(load_sequence(path))
             for name, classifier in classifiers.items():
                 view = inference.whole_view(frames, classifier.resolution).numpy()
                 logits[name].append(classifier.logits(view, batch_size))
+            progress.advance(1)
+        progress.close()
         compare_with_first = metrics.is_noise_perturbation(perturbation)
         for name, sequences in logits.items():
             predictions = [np.argmax(sequence, axis=-1) for sequence in sequences]

@@ -21,7 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet.data import preprocessing
+from efficientnet.data.source import Source
 from efficientnet.model.inference import Predictor
+from efficientnet.util.progress import ProgressLine
 
 View = Callable[[tf.Tensor, int], tf.Tensor]
 
@@ -53,7 +55,9 @@ def require_num_classes(classifiers: Mapping[str, Predictor], num_classes: int |
 
 
 def view_batches(
-    examples: tf.data.Dataset,
+    task: str,
+    source: Source,
+    split: str | None,
     resolutions: Sequence[int],
     view: View,
     *,
@@ -61,12 +65,19 @@ def view_batches(
     max_examples: int | None = None,
     as_uint8: bool = False,
 ) -> Iterator[tuple[dict[int, np.ndarray], np.ndarray]]:
-    """Batches of ({resolution: images}, labels) from example dicts, one view per resolution.
+    """Batches of ({resolution: images}, labels) of a split, one view per resolution.
 
-    `as_uint8` rounds the float view back to uint8 (for corrupting it afterwards).
+    `as_uint8` rounds the float view back to uint8 (for corrupting it afterwards). Every
+    benchmark's pass over a dataset goes through here, so this is where its progress line is
+    printed (efficientnet/util/progress.py), labelled `task` and the dataset: an image counts
+    as done when the consumer asks for the next batch, i.e. once every model has seen it
+    (and, for the corruption report, every corrupted copy of it).
     """
+    examples = source.examples(split)
+    total = source.num_examples(split)
     if max_examples is not None:
         examples = examples.take(max_examples)
+        total = max_examples if total is None else min(total, max_examples)
     resolutions = sorted(set(resolutions))
 
     def prepare(example):
@@ -82,8 +93,11 @@ def view_batches(
     # consumer is slow, as here (TF 2.21, measured).
     options = tf.data.Options()
     options.autotune.enabled = False
+    progress = ProgressLine(f"{task} on {source.spec}" + (f" {split}" if split else ""), total)
     for images, labels in batches.prefetch(1).with_options(options):
         yield {int(key): value.numpy() for key, value in images.items()}, labels.numpy()
+        progress.advance(len(labels))
+    progress.close()
 
 
 def top1_correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -425,11 +425,13 @@ def test_folder_corpus_hard_labels_without_balancing(teacher, tmp_path):
     assert [per_class[label] for label in range(NUM_CLASSES)] == document["counts_per_class"]["before_filtering"]
 
 
-def test_digits_unlabeled_reports_pseudo_label_accuracy(teacher, tmp_path):
+def test_digits_unlabeled_reports_pseudo_label_accuracy(teacher, tmp_path, capfd):
     output_dir = str(tmp_path / "pseudo")
     document = run_labeling(
         LabelingConfig(input="digits", split="unlabeled", teacher=teacher, output_dir=output_dir, num_shards=1)
     )
+    # The local run labels everything in this process, against the corpus size.
+    assert "labeling: 947/947 images in " in capfd.readouterr().err
     assert document["num_images"] == 947 and document["num_failures"] == 0
     accuracy = document["pseudo_label_accuracy"]
     assert 0.0 <= accuracy["before_filtering"] <= 1.0

@@ -17,6 +17,7 @@ to float rounding. The frozen function has a fixed signature
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import keras
@@ -29,6 +30,7 @@ from efficientnet.model.export import load_export
 from efficientnet.util.cli import one_line
 
 DEFAULT_BATCH_SIZE = 256
+_FUNCTION_NODE = re.compile(r"^\{\{function_node [^}]*\}\}\s*")  # the prefix of an error raised inside a tf.function
 
 
 class Predictor:
@@ -102,9 +104,34 @@ class Predictor:
                 views.append(self._view_one(tf.constant(one)).numpy())
                 good.append(index)
             except tf.errors.OpError as error:
-                errors.append((index, one_line(error.message)[:500]))
+                errors.append((index, _decode_error_reason(error)))
         side = self.resolution
         return (np.stack(views) if views else np.zeros([0, side, side, 3], np.float32)), good, errors
+
+
+def _decode_error_reason(error: tf.errors.OpError) -> str:
+    """Why an image could not be decoded, in one line (`Invalid PNG. Failed to initialize decoder.`).
+
+    TensorFlow's message around the reason names the graph node and, under
+    some callers, the Python stack that built it: hundreds of characters of
+    noise in a failures file. The reason is its last line before the node list.
+    """
+    lines = [line.strip() for line in error.message.splitlines()]
+    reasons = [line for line in lines if line and not line.startswith("[[")]
+    reason = _FUNCTION_NODE.sub("", reasons[-1]) if reasons else one_line(error.message)
+    return reason[:500]
+
+
+def softmax(logits) -> np.ndarray:
+    """Probabilities of logits over the last axis, float32.
+
+    Computed in float64 after subtracting the row maximum, so that large
+    logits (or logits divided by a small temperature) cannot overflow.
+    """
+    shifted = np.asarray(logits, np.float64)
+    shifted = shifted - shifted.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _frozen_forward(model: keras.Model, resolution: int):

@@ -8,9 +8,11 @@ filesystems; on GCS the object only appears once the upload completes).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -25,12 +27,29 @@ def _temporary_name(path: str) -> str:
     return os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
 
 
-def write_bytes(path: str, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_writer(path: str, mode: str = "wb") -> Iterator[tf.io.gfile.GFile]:
+    """A file to write `path` through, for outputs written piece by piece.
+
+    It is a temporary name beside `path`, renamed to `path` when the block
+    ends and removed when the block raises (a Ctrl-C included); a killed
+    process leaves only the hidden temporary file, never a partial `path`.
+    """
     tf.io.gfile.makedirs(os.path.dirname(path) or ".")
     temporary = _temporary_name(path)
-    with tf.io.gfile.GFile(temporary, "wb") as f:
+    try:
+        with tf.io.gfile.GFile(temporary, mode) as f:
+            yield f
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+        raise
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with atomic_writer(path) as f:
         f.write(data)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def write_json(path: str, value: Any) -> None:
