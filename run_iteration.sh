@@ -3,24 +3,50 @@
 # unlabeled data with round k-1's model and trains student k; then report.md.
 #
 #   ./run_iteration.sh --round 2 [--work_dir DIR] [--dataset SPEC] [--config FILE] [--seed N] [--verbosity N]
+#   ./run_iteration.sh --round 1 --labeled SPEC --unlabeled SPEC [--validation SPEC] [--test SPEC] [--config FILE]
 #
-# Defaults: the embedded digits data, configs/digits.json, runs/digits.
+# Defaults: the embedded digits data, configs/digits.json, runs/digits; with
+# --labeled, configs/own_data_cpu.json and runs/own-data (see README, "Your own
+# images"): without --validation, 10% of the labeled data is held out.
 # Does its own set-up (creates or reuses .venv from requirements.txt). Rerun
 # the same command after an interruption: finished steps are skipped.
 set -euo pipefail
+caller_dir=$PWD
 cd "$(dirname "$0")"
 
-args=()
-usage() { echo "usage: $0 --round N [--work_dir DIR] [--dataset SPEC] [--config FILE] [--seed N] [--verbosity N]" >&2; exit 2; }
-while [[ $# -gt 0 ]]; do
+usage() {
+  echo "usage: $0 --round N [--work_dir DIR] [--config FILE] [--seed N] [--verbosity N]" >&2
+  echo "         [--dataset SPEC | --labeled SPEC --unlabeled SPEC [--validation SPEC] [--test SPEC]]" >&2
+  exit 2
+}
+# Paths the user types are relative to where they typed them, not to this script.
+absolute() { case "$1" in /*|*://*) echo "$1" ;; *) echo "$caller_dir/$1" ;; esac; }
+absolute_spec() {
   case "$1" in
-    --round|--work_dir|--dataset|--config|--seed|--verbosity)
-      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; usage; }
-      args+=("$1=$2"); shift 2 ;;
-    --round=*|--work_dir=*|--dataset=*|--config=*|--seed=*|--verbosity=*) args+=("$1"); shift ;;
-    -h|--help) usage ;;
+    folder:*|images:*|tfrecord:*) echo "${1%%:*}:$(absolute "${1#*:}")" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+args=()
+while [[ $# -gt 0 ]]; do
+  [[ "$1" == -h || "$1" == --help ]] && usage
+  name=${1%%=*}
+  case "$name" in
+    --round|--seed|--verbosity|--work_dir|--config|--dataset|--labeled|--unlabeled|--validation|--test) ;;
     *) echo "error: unknown argument '$1'" >&2; usage ;;
   esac
+  if [[ "$1" == *=* ]]; then
+    value=${1#*=}; shift
+  else
+    [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; usage; }
+    value=$2; shift 2
+  fi
+  case "$name" in
+    --work_dir|--config) value=$(absolute "$value") ;;
+    --dataset|--labeled|--unlabeled|--validation|--test) value=$(absolute_spec "$value") ;;
+  esac
+  args+=("$name=$value")
 done
 
 source scripts/ensure_venv.sh

@@ -111,7 +111,7 @@ def hold_out(
     num_classes = source.num_classes or int(labels.max()) + 1
     for part, writer in writers.items():
         writer.close()
-        write_dataset_info(os.path.join(directory, part), num_classes, source.class_names)
+        write_dataset_info(os.path.join(directory, part), num_classes, source.class_names, writer.counts)
     fileio.write_bytes(os.path.join(directory, IDS_FILE), "".join(f"{i}\n" for i in validation_ids).encode())
 
     readable = labels != UNKNOWN_LABEL
@@ -142,16 +142,18 @@ class _ShardedWriter:
     """TFRecord files `part-NNNNN.tfrecord` of at most RECORDS_PER_FILE records each."""
 
     def __init__(self, directory: str):
-        self._directory, self._files, self._count, self._writer = directory, 0, 0, None
+        self._directory, self._writer = directory, None
+        self.counts: dict[str, int] = {}  # records per file name
         tf.io.gfile.makedirs(directory)
 
     def write(self, record: bytes) -> None:
-        if self._writer is None or self._count == RECORDS_PER_FILE:
+        if self._writer is None or self.counts[self._name] == RECORDS_PER_FILE:
             self.close()
-            self._writer = tf.io.TFRecordWriter(os.path.join(self._directory, f"part-{self._files:05d}.tfrecord"))
-            self._files, self._count = self._files + 1, 0
+            self._name = f"part-{len(self.counts):05d}.tfrecord"
+            self._writer = tf.io.TFRecordWriter(os.path.join(self._directory, self._name))
+            self.counts[self._name] = 0
         self._writer.write(record)
-        self._count += 1
+        self.counts[self._name] += 1
 
     def close(self) -> None:
         if self._writer is not None:

@@ -63,6 +63,8 @@ def measure(manifest: Manifest, config: dict[str, Any], last_round: int) -> dict
             }
         )
     data = {role: config[role] for role in DATA_ROLES} | {"validation_holdout": manifest.holdout}
+    if manifest.holdout:  # name the user's labeled data, not the copy the models trained on
+        data["labeled"] = {"dataset": manifest.holdout["source"], "split": manifest.holdout["split"]}
     return {"models": models, "labeling": labeling, "data": data, "reported": reported_role(config)}
 
 
@@ -185,18 +187,18 @@ def _markdown(measured: dict[str, Any], config: dict[str, Any], robustness: str 
 def _data_lines(data: dict[str, Any]) -> list[str]:
     """Which data each role read, and how validation was made when it was held out."""
     lines = ["## Data", ""]
+    holdout = data.get("validation_holdout")
     for role in DATA_ROLES:
         entry = data.get(role)
         split = f" split `{entry['split']}`" if entry and entry.get("split") else ""
         described = f"`{entry['dataset']}`{split}" if entry else "none"
+        if role == "validation" and holdout:
+            described = (
+                f"{holdout['num_validation']} images held out of the labeled data ({holdout['fraction']:.0%} of "
+                f"each class, seed {holdout['seed']}; ids in `{holdout['validation_ids']}`); "
+                f"the models trained on the other {holdout['num_train']}"
+            )
         lines.append(f"- {role}: {described}")
-    holdout = data.get("validation_holdout")
-    if holdout:
-        lines.append(
-            f"- validation: {holdout['num_validation']} images held out of `{holdout['source']}` "
-            f"({holdout['fraction']:.0%} of each class, seed {holdout['seed']}; ids in `{holdout['validation_ids']}`); "
-            f"the models trained on the other {holdout['num_train']}"
-        )
     return [*lines, ""]
 
 

@@ -39,6 +39,7 @@ def test_hold_out_copies_disjoint_parts_with_class_names(tmp_path):
     assert summary["validation_per_class"] == [1, 2] and summary["class_names"] == ["cat", "dog"]
     train, validation = open_source(summary["train"]), open_source(summary["validation"])
     assert train.class_names == validation.class_names == ("cat", "dog")
+    assert (train.num_examples(), validation.num_examples()) == (27, 3)
     train_images = {e["image"].tobytes() + bytes([e["label"]]) for e in train.examples().as_numpy_iterator()}
     validation_images = [e["image"].tobytes() + bytes([e["label"]]) for e in validation.examples().as_numpy_iterator()]
     assert len(train_images) == 27 and len(validation_images) == 3

@@ -13,10 +13,13 @@ from efficientnet.util import fileio
 DATASET_INFO_FILE = "dataset_info.json"  # beside ImageNet-format files: classes they do not store
 
 
-def write_dataset_info(directory: str, num_classes: int, class_names: list[str] | None) -> None:
-    """Records the classes of ImageNet-format files in `directory` for `TfrecordSource`."""
+def write_dataset_info(
+    directory: str, num_classes: int, class_names: list[str] | None, files: dict[str, int] | None = None
+) -> None:
+    """Records what ImageNet-format files in `directory` do not store, for `TfrecordSource`:
+    their classes and, optionally, the number of records of each file (by name)."""
     info = {"num_classes": num_classes, "class_names": list(class_names) if class_names else None}
-    fileio.write_json(os.path.join(directory, DATASET_INFO_FILE), info)
+    fileio.write_json(os.path.join(directory, DATASET_INFO_FILE), info | ({"files": files} if files else {}))
 
 
 @SOURCES.register("tfrecord")
@@ -28,7 +31,8 @@ class TfrecordSource(Source):
     The number of classes of ImageNet-format records is not stored in them:
     it comes from `num_classes` or from a `dataset_info.json` beside the files
     (`{"num_classes": N, "class_names": [...]}`, `write_dataset_info`), else
-    stays unknown. The id
+    stays unknown. The number of records is known when that file also counts
+    the records of exactly the files the pattern matches (`"files": {name: count}`). The id
     of a record is `PATH#INDEX`, its position in its file; shards are whole
     files, so ids do not depend on how the files are split between readers.
     """
@@ -39,7 +43,7 @@ class TfrecordSource(Source):
         super().__init__()
         if not argument:
             raise ValueError("tfrecord source needs a file pattern, e.g. 'tfrecord:/data/train-*'")
-        self._pattern = argument
+        self._pattern, self._num_examples = argument, None
         self.files = sorted(tf.io.gfile.glob(argument))
         if not self.files:
             raise FileNotFoundError(f"no files match tfrecord pattern {argument!r}")
@@ -63,6 +67,13 @@ class TfrecordSource(Source):
             info = fileio.read_json(path)
             self.num_classes = info.get("num_classes", self.num_classes)
             self.class_names = tuple(info["class_names"]) if info.get("class_names") else None
+            counts = info.get("files") or {}
+            if sorted(counts) == sorted(os.path.basename(path) for path in self.files):
+                self._num_examples = sum(counts.values())
+
+    def num_examples(self, split: str | None = None) -> int | None:
+        self.check_split(split)
+        return self._num_examples
 
     def looked_for(self, split: str | None) -> str:
         return f"records in the {len(self.files)} file(s) matching {self._pattern!r}"

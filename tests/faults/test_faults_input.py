@@ -72,6 +72,10 @@ def inputs(tmp_path_factory):
     (root / "undecodable" / "a").mkdir(parents=True)
     (root / "undecodable" / "a" / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (root / "no_images" / "a").mkdir(parents=True)
+    (root / "undecodable_flat").mkdir()
+    (root / "undecodable_flat" / "x.png").write_bytes(b"not a png")
+    for seed in range(3):  # a camera dump: images directly in the folder, no class subfolders
+        write_image(root / "flat" / f"img{seed}.jpg", "RGB", 40 + seed)
     (root / "empty.tfrecord").write_bytes(b"")
     with tf.io.TFRecordWriter(str(root / "pseudo.tfrecord")) as writer:  # one valid pseudo-label record
         writer.write(
@@ -137,14 +141,42 @@ def cases(root) -> list[Case]:
         Case(
             "empty dataset (class folders without images)",
             [*train, f"--dataset=folder:{root}/no_images"],
-            "holds no .jpg/.jpeg/.png",
+            "yields no image: looked for .jpg/.jpeg/.png/.bmp/.gif files in the class subfolders of",
+            (f"'folder:{root}/no_images'", "; 0 file(s) skipped as undecodable"),
             writes_nothing=True,
         ),
         Case(
             "dataset whose every image is undecodable",
-            [*train, f"--dataset=folder:{root}/undecodable", "--train_split=", "--eval_split="],
-            "the training data yields no images",
-            ("(1 undecodable images skipped)",),
+            [*train, f"--dataset=folder:{root}/undecodable"],
+            "yields no image: looked for",
+            (f"'folder:{root}/undecodable'", "; 1 file(s) skipped as undecodable"),
+            writes_nothing=True,
+        ),
+        Case(
+            "unlabeled pattern that matches no image (labeling)",
+            [*label[:1], f"--input=images:{root}/nothing/**/*.jpg", f"--teacher={root}/lambda", f"--output_dir={RUN}"],
+            "yields no image: looked for files matching",
+            (f"'{root}/nothing/**/*.jpg' that end in .jpg", "; 0 file(s) skipped as undecodable"),
+            writes_nothing=True,
+        ),
+        Case(
+            "unlabeled folder whose every image is undecodable (labeling)",
+            [*label[:1], f"--input=folder:{root}/undecodable_flat", f"--teacher={root}/lambda", f"--output_dir={RUN}"],
+            "yields no image: looked for",
+            (f"'folder:{root}/undecodable_flat'", "; 1 file(s) skipped as undecodable"),
+            writes_nothing=True,
+        ),
+        Case(
+            "split given to a source without splits",
+            [*train, f"--dataset=folder:{root}/formats", "--train_split=train"],
+            "has no splits (got split 'train'); point the source at the files",
+            writes_nothing=True,
+        ),
+        Case(
+            "flat folder (no class subfolders) as labeled data",
+            [*train, f"--dataset=folder:{root}/flat"],
+            "has no labels (images without class subfolders); labeled data needs one subfolder per class",
+            writes_nothing=True,
         ),
         Case(
             "teacher with a different number of classes than the dataset",
@@ -217,14 +249,20 @@ def format_runs(root) -> dict[str, list[str]]:
             f"--model_dir={root}/out/formats-training",
             *TRAIN_FLAGS,
             f"--dataset=folder:{root}/formats",
-            "--train_split=",
-            "--eval_split=",
         ],
         "labeling": [
             "pseudolabel.run",
             f"--input=folder:{root}/formats",
             f"--teacher={TEACHER}",
             f"--output_dir={root}/out/formats-labeling/pseudo",
+            "--confidence_threshold=0",
+            "--images_per_class=0",
+        ],
+        "flat labeling": [
+            "pseudolabel.run",
+            f"--input=folder:{root}/flat",
+            f"--teacher={TEACHER}",
+            f"--output_dir={root}/out/flat-labeling/pseudo",
             "--confidence_threshold=0",
             "--images_per_class=0",
         ],
@@ -338,6 +376,15 @@ def test_labeling_records_undecodable_images_as_failures(inputs, results):
     assert (stats["num_images"], stats["num_failures"], stats["num_records"]) == (8, 2, 8)
 
 
+@pytest.mark.slow  # real CLI processes
+def test_labeling_reads_a_flat_folder_as_an_unlabeled_corpus(inputs, results):
+    result = results["formats flat labeling"]
+    assert result.returncode == 0, result.stderr[-4000:]
+    stats = json.loads((inputs / "out" / "flat-labeling" / "pseudo" / "stats.json").read_text())
+    assert (stats["num_images"], stats["num_failures"], stats["num_records"]) == (3, 0, 3)
+    assert "labeled 3 images (0 undecodable)" in result.stdout
+
+
 def readme_table() -> dict[str, str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Bad input → behaviour", 1)[1].split("\n## ", 1)[0]
@@ -354,5 +401,10 @@ def test_readme_table_documents_every_case():
     for case in cases(ROOT):
         assert case.name in rows, f"README 'Bad input → behaviour' lacks a row for {case.name!r}"
         assert case.message.replace("|", "\\|") in rows[case.name], (case.name, rows[case.name])
-    for name in ("corrupt or truncated JPEG", "grayscale, CMYK or PNG-with-alpha image", "killed run (SIGKILL)"):
+    for name in (
+        "corrupt or truncated JPEG",
+        "grayscale, CMYK or PNG-with-alpha image",
+        "unlabeled images directly in a folder (labeling)",
+        "killed run (SIGKILL)",
+    ):
         assert name in rows, name
