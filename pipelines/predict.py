@@ -25,7 +25,7 @@ from efficientnet.model.prediction import DEFAULT_BATCH_SIZE, DEFAULT_TOP_K, pre
 from efficientnet.util import cli
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (model.keras + model.json), local or gs://.")
-_INPUT = flags.DEFINE_string("input", None, "Dataset spec: folder:PATH, tfrecord:GLOB, tfds:NAME, digits.")
+_INPUT = flags.DEFINE_string("input", None, "Dataset spec: folder:PATH, images:GLOB, tfrecord:GLOB, tfds:NAME, digits.")
 _SPLIT = flags.DEFINE_string("split", None, "Split for digits and tfds: sources (e.g. test).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _OUTPUT = flags.DEFINE_string("output", None, "The JSON-lines file to write (local or gs://).")

@@ -42,6 +42,7 @@ CUINIT = (
         "W1130 01:24:34.034072   10012 gpu_device.cc:2341] Cannot dlopen some GPU libraries.\n",
         "I1130 01:24:34.034072 139931315620736 functional_saver.py:440] Sharding callback duration: 225 microseconds\n",
         CUINIT + "\n",
+        "\t [[{{function_node __inference_view_batch_123}}{{node DecodeImage}}]]\n",
     ],
 )
 def test_noise_is_dropped_without_gpu(line):

@@ -90,6 +90,7 @@ def test_top_k_beyond_the_classes_is_clipped(teacher, tmp_path):
         ({"input_spec": "nosuch:data"}, ValueError, "nosuch"),
         ({"input_spec": "folder:/nonexistent/photos"}, FileNotFoundError, "'/nonexistent/photos' does not exist"),
         ({"split": "test"}, ValueError, "has no splits"),
+        ({"input_spec": "images:/nonexistent/**/*.jpg"}, ValueError, "yields no image: looked for files matching"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(teacher, photos, tmp_path, change, error, message):

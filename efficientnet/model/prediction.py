@@ -83,6 +83,7 @@ def predict_to_jsonl(
         raise ValueError(f"--output {output!r} is a directory; name the .jsonl file to write")
     source = open_source(input_spec, data_dir=data_dir)
     source.check_split(split)
+    source.require_images(split)  # a spec that yields no image is a reading error, not N error lines
     export_dir = export.resolve_export_dir(export_dir)
     fileio.check_writable_dir(os.path.dirname(output) or ".", "the directory of --output")
     predictor = Predictor.from_export(export_dir)

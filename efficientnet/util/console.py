@@ -42,6 +42,8 @@ VERBOSE_LEVEL = 1  # --verbosity at or above this turns the filter off
 _LOG_LINE = re.compile(r"^(?P<severity>[IWEF])\d{4} \S+\s+\d+ (?P<file>[^\s:\]]+):\d+\] (?P<message>.*)$")
 _PRE_INIT_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _CPU_FEATURES_CONTINUATION = "To enable the following instructions:"  # second line of cpu_feature_guard's INFO
+# Following lines of a native warning about a failed op (an undecodable image that is skipped and reported).
+_OP_CONTEXT_CONTINUATION = "[[{{function_node"
 _PYTHON_NOISE = {("functional_saver.py", "Sharding callback duration:")}  # (file, message prefix): every save
 _VERBOSITY_ARG = re.compile(r"^--?(?:verbosity|v)(?:=(?P<value>.*))?$")
 
@@ -68,6 +70,8 @@ def is_noise(line: str, has_gpu: bool) -> bool:
     """
     line = line.rstrip("\r\n")
     if line == _PRE_INIT_BANNER or line.startswith(_CPU_FEATURES_CONTINUATION):
+        return True
+    if line.lstrip().startswith(_OP_CONTEXT_CONTINUATION):
         return True
     match = _LOG_LINE.match(line)
     if not match:
