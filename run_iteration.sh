@@ -43,7 +43,9 @@ while [[ $# -gt 0 ]]; do
     value=$2; shift 2
   fi
   case "$name" in
-    --work_dir|--config) value=$(absolute "$value") ;;
+    --work_dir) value=$(absolute "$value") ;;
+    # A preset named as in the README (configs/…) is found from any directory.
+    --config) [[ -e "$(absolute "$value")" || ! -e "$value" ]] && value=$(absolute "$value") ;;
     --dataset|--labeled|--unlabeled|--validation|--test) value=$(absolute_spec "$value") ;;
   esac
   args+=("$name=$value")
