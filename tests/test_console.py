@@ -41,8 +41,11 @@ CUINIT = (
         "appropriate compiler flags.\n",
         "W1130 01:24:34.034072   10012 gpu_device.cc:2341] Cannot dlopen some GPU libraries.\n",
         "I1130 01:24:34.034072 139931315620736 functional_saver.py:440] Sharding callback duration: 225 microseconds\n",
+        "I1130 05:02:50.283783 139772032928640 cross_device_ops.py:1154] Collective all_reduce tensors: 1 all_reduces, "
+        "num_devices = 1, group_size = 2, implementation = CommunicationImplementation.AUTO, num_packs = 1\n",
         CUINIT + "\n",
         "\t [[{{function_node __inference_view_batch_123}}{{node DecodeImage}}]]\n",
+        "\t [[{{node decode_image/DecodeImage}}]]\n",
     ],
 )
 def test_noise_is_dropped_without_gpu(line):

@@ -43,8 +43,13 @@ _LOG_LINE = re.compile(r"^(?P<severity>[IWEF])\d{4} \S+\s+\d+ (?P<file>[^\s:\]]+
 _PRE_INIT_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _CPU_FEATURES_CONTINUATION = "To enable the following instructions:"  # second line of cpu_feature_guard's INFO
 # Following lines of a native warning about a failed op (an undecodable image that is skipped and reported).
-_OP_CONTEXT_CONTINUATION = "[[{{function_node"
-_PYTHON_NOISE = {("functional_saver.py", "Sharding callback duration:")}  # (file, message prefix): every save
+_OP_CONTEXT_CONTINUATION = "[[{{"
+# (file, message prefix): a line on every checkpoint save, and one per cross-replica reduction
+# traced in a multi-worker step (hundreds, with synchronized batch norm).
+_PYTHON_NOISE = {
+    ("functional_saver.py", "Sharding callback duration:"),
+    ("cross_device_ops.py", "Collective all_reduce tensors:"),
+}
 _VERBOSITY_ARG = re.compile(r"^--?(?:verbosity|v)(?:=(?P<value>.*))?$")
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")  # `\r` too, so that progress bars redrawn in place stay live
