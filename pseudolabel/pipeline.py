@@ -22,7 +22,9 @@ the launcher or in one worker beyond a class's K best tuples.
 
 `run_labeling(config, pipeline_args)` is what the CLI calls and the tests
 call directly. It writes into a temporary sibling of `output_dir` and commits
-it only after the pipeline succeeded (`commit.py`).
+it only after the pipeline succeeded (`commit.py`). With DataflowRunner's
+`--dry_run=True`, `dry_run_labeling` builds and stages the same job and
+writes nothing (`launch.py`).
 """
 
 import collections
@@ -37,7 +39,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 from apache_beam.io.tfrecordio import WriteToTFRecord
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
 from efficientnet.data import records
@@ -45,13 +46,10 @@ from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
-from pseudolabel import balance, commit, outputs, stats, targets
+from pseudolabel import balance, commit, launch, outputs, stats, targets
 from pseudolabel.inference import LabelBatchFn
 from pseudolabel.read import FAILED, ReadImages
 
-# Without --runner, run in this process on the FnApiRunner: Beam's DirectRunner
-# would first try to download and start the Prism runner (docs/platform.md#apache-beam).
-LOCAL_PIPELINE_ARGS = ("--runner=FnApiRunner", "--direct_running_mode=in_memory")
 DEFAULT_BATCH_SIZE = 64
 SPILL_DIR = "spill"  # inside the temporary output directory; removed before the commit
 
@@ -89,17 +87,28 @@ class LabelingConfig:
                 raise ValueError(f"--{name} is required")
 
 
-def runs_locally(pipeline_args: list[str] | None) -> bool:
-    """Whether the job runs in this process: no --runner given, so the local default."""
-    return not any(arg == "--runner" or arg.startswith("--runner=") for arg in pipeline_args or [])
+@dataclasses.dataclass
+class _Job:
+    """The labeling job for one config, checked and ready to add to a pipeline."""
 
+    config: LabelingConfig
+    source: Any  # efficientnet.data.source.Source
+    settings: dict[str, Any]
+    truth: dict[str, int] | None
 
-def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
-    """Runner flags pass through to Beam; without --runner, the local default."""
-    args = list(pipeline_args or [])
-    if runs_locally(args):
-        args.extend(LOCAL_PIPELINE_ARGS)
-    return PipelineOptions(args)
+    def build(self, pipeline: beam.Pipeline, work_dir: str) -> None:
+        build_pipeline(
+            pipeline,
+            self.config,
+            work_dir=work_dir,
+            settings=self.settings,
+            truth=self.truth,
+            num_read_shards=self.source.num_shards(self.config.split),
+            # The progress line's total, where one process labels everything (inference.py).
+            total_images=self.source.num_examples(self.config.split)
+            if launch.labels_in_this_process(pipeline)
+            else None,
+        )
 
 
 def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None) -> dict[str, Any]:
@@ -108,6 +117,39 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     Returns the stats.json document. Bad settings and missing inputs raise
     ValueError / FileNotFoundError before any pipeline starts.
     """
+    if launch.is_dry_run(pipeline_args):
+        raise ValueError("--dry_run=True builds the job without running it: call dry_run_labeling")
+    pipeline = launch.new_pipeline(pipeline_args)
+    job = _prepare(config)
+    fileio.check_writable_dir(os.path.dirname(config.output_dir.rstrip("/")) or ".", "the parent of --output_dir")
+    for leftover in commit.discard_leftovers(config.output_dir):
+        logging.warning("removed the leftovers of an interrupted run: %s", leftover)
+    work_dir = commit.temporary_dir(config.output_dir)
+    try:
+        fileio.write_json(os.path.join(work_dir, outputs.CONFIG_FILE), dataclasses.asdict(config) | job.settings)
+        tf.io.gfile.makedirs(os.path.join(work_dir, SPILL_DIR))
+        job.build(pipeline, work_dir)
+        launch.run(pipeline).wait_until_finish()
+        commit.discard(os.path.join(work_dir, SPILL_DIR))
+        commit.commit(work_dir, config.output_dir)
+    except BaseException:
+        commit.discard(work_dir)
+        raise
+    return fileio.read_json(os.path.join(config.output_dir, outputs.STATS_FILE))
+
+
+def dry_run_labeling(config: LabelingConfig, pipeline_args: list[str]) -> launch.DryRun:
+    """The same job, built and staged by DataflowRunner's `--dry_run=True`
+    without being submitted; nothing is written at or beside `output_dir`."""
+    if not launch.is_dry_run(pipeline_args):
+        raise ValueError("dry_run_labeling needs --runner=DataflowRunner --dry_run=True")
+    pipeline = launch.new_pipeline(pipeline_args)
+    _prepare(config).build(pipeline, commit.temporary_dir(config.output_dir))
+    return launch.dry_run(pipeline, config.output_dir)
+
+
+def _prepare(config: LabelingConfig) -> _Job:
+    """Every check that needs no writing: settings, the corpus, the teacher, the output."""
     config.validate()
     # Opened here so that a missing or empty corpus or a wrong split fails in
     # the launcher, before a teacher is loaded, and to count its shards
@@ -120,7 +162,6 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     # (or a truncated file) is a one-line error before any worker starts.
     _, metadata = export.load_export(teacher_dir)
     commit.check_replaceable(config.output_dir)
-    fileio.check_writable_dir(os.path.dirname(config.output_dir.rstrip("/")) or ".", "the parent of --output_dir")
     truth = digits_withheld_labels() if config.input == "digits" and config.split == "unlabeled" else None
     settings = {
         "input": config.input,
@@ -134,30 +175,7 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
         "label_type": config.label_type,
         "temperature": config.temperature,
     }
-
-    for leftover in commit.discard_leftovers(config.output_dir):
-        logging.warning("removed the leftovers of an interrupted run: %s", leftover)
-    work_dir = commit.temporary_dir(config.output_dir)
-    try:
-        fileio.write_json(os.path.join(work_dir, outputs.CONFIG_FILE), dataclasses.asdict(config) | settings)
-        tf.io.gfile.makedirs(os.path.join(work_dir, SPILL_DIR))
-        with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-            build_pipeline(
-                pipeline,
-                config,
-                work_dir=work_dir,
-                settings=settings,
-                truth=truth,
-                num_read_shards=source.num_shards(config.split),
-                # The progress line's total, where one process labels everything (inference.py).
-                total_images=source.num_examples(config.split) if runs_locally(pipeline_args) else None,
-            )
-        commit.discard(os.path.join(work_dir, SPILL_DIR))
-        commit.commit(work_dir, config.output_dir)
-    except BaseException:
-        commit.discard(work_dir)
-        raise
-    return fileio.read_json(os.path.join(config.output_dir, outputs.STATS_FILE))
+    return _Job(config, source, settings, truth)
 
 
 def build_pipeline(

@@ -29,8 +29,8 @@ from absl import flags
 
 from efficientnet.data import records
 from efficientnet.util import cli
-from pseudolabel import balance, outputs, targets
-from pseudolabel.pipeline import DEFAULT_BATCH_SIZE, LabelingConfig, run_labeling
+from pseudolabel import balance, launch, outputs, targets
+from pseudolabel.pipeline import DEFAULT_BATCH_SIZE, LabelingConfig, dry_run_labeling, run_labeling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -103,6 +103,9 @@ def main(argv, pipeline_args: list[str]):
         num_shards=FLAGS.num_shards,
         batch_size=FLAGS.batch_size,
     )
+    if launch.is_dry_run(pipeline_args):
+        print(dry_run_labeling(config, pipeline_args).line())
+        return
     stats = run_labeling(config, pipeline_args)
     if stats["num_images"] == 0:
         raise ValueError(

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -389,6 +390,34 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path):
     run_labeling(LabelingConfig(output_dir=rerun_dir, **config))
     rerun = [records.decode_pseudo_label(serialized) for serialized in read_output(rerun_dir)]
     assert sorted(map(fingerprint, rerun)) == sorted(map(fingerprint, written))
+
+
+@pytest.mark.slow  # two SDK worker processes, each importing TensorFlow
+def test_worker_processes_write_what_the_in_process_run_writes(teacher, tfrecord_corpus, tmp_path, monkeypatch, capfd):
+    # The portable path: SDK workers in separate processes over the Fn API, as
+    # on Dataflow's Runner v2, Flink and Spark; they import the project too.
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    pattern, _ = tfrecord_corpus
+    config = dict(input=f"tfrecord:{pattern}", teacher=teacher, confidence_threshold=0.2, images_per_class="8")
+    # Each process that labels prints its own last progress line with its count.
+    shares = r"^labeling: (\d+) images in "
+    in_process = run_labeling(LabelingConfig(output_dir=str(tmp_path / "in_process"), **config))
+    read = in_process["num_images"] + in_process["num_failures"]
+    assert re.findall(shares, capfd.readouterr().err, flags=re.MULTILINE) == [str(read)]
+    two_workers = run_labeling(
+        LabelingConfig(output_dir=str(tmp_path / "two_workers"), **config),
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    )
+    # The user's running mode won over the local default: two processes shared the corpus.
+    counts = re.findall(shares, capfd.readouterr().err, flags=re.MULTILINE)
+    assert len(counts) == 2 and sum(map(int, counts)) == read
+    assert two_workers == in_process
+    # Every stage had work: a dead letter, records dropped and duplicated by balancing.
+    assert in_process["num_failures"] == 1
+    assert in_process["num_dropped_by_balancing"] > 0 and in_process["num_duplicated"] > 0
+    records_in_process = read_output(str(tmp_path / "in_process"))
+    assert collections.Counter(read_output(str(tmp_path / "two_workers"))) == collections.Counter(records_in_process)
+    assert len(records_in_process) == in_process["num_records"]
 
 
 def test_folder_corpus_hard_labels_without_balancing(teacher, tmp_path):

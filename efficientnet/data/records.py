@@ -43,7 +43,11 @@ def check_label_type(label_type: str) -> None:
 
 def encode_pseudo_label(encoded_image: bytes, probabilities: np.ndarray) -> bytes:
     """A serialized pseudo-label `tf.train.Example`; label and prob are derived,
-    never passed, so they cannot disagree with the probabilities."""
+    never passed, so they cannot disagree with the probabilities.
+
+    Serialized deterministically (features in key order): protobuf writes a
+    map in an order of its own that differs between processes, so the same
+    record labeled by two workers would otherwise have different bytes."""
     probabilities = np.asarray(probabilities, np.float32)
     feature = {
         "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded_image])),
@@ -51,7 +55,7 @@ def encode_pseudo_label(encoded_image: bytes, probabilities: np.ndarray) -> byte
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(np.argmax(probabilities))])),
         "prob": tf.train.Feature(float_list=tf.train.FloatList(value=[float(np.max(probabilities))])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def decode_pseudo_label(serialized: bytes) -> dict:
