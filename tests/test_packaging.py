@@ -84,6 +84,8 @@ def test_dataflow_dry_runs_build_the_job_and_write_nothing(teacher, tmp_path):
         [*labeling, *cpu, "--dry_run=True"],
         [*labeling, *config_dataflow_flags(), "--dry_run=True"],
         [*labeling, *cpu, "--dry_run=True", f"--setup_file={broken / 'pyproject.toml'}"],
+        [*labeling, *(arg for arg in gpu if not arg.startswith("--sdk_container_image=")), "--dry_run=True"],
+        [*labeling, "--dry_run=True"],  # on the local default runner
     ]
     env = os.environ | {"PYTHONPATH": str(REPO), "TMPDIR": str(scratch), "TF_CPP_MIN_LOG_LEVEL": "2"}
     results = run_in_one_process("pseudolabel.run", cases, tmp_path / "driver", cwd=REPO, env=env)
@@ -105,7 +107,7 @@ def test_dataflow_dry_runs_build_the_job_and_write_nothing(teacher, tmp_path):
     ]
     assert "workers start from us-central1-docker.pkg.dev/my-project/" in results[2].stdout
 
-    # A package that does not build is one line, exit 2.
+    # A package that does not build is one line, exit 2, like the refusals below.
     assert results[3].returncode == 2
     assert results[3].stderr.strip().splitlines()[-1] == (
         "error: DataflowRunner could not launch the job: Failed to build package from "
@@ -113,6 +115,17 @@ def test_dataflow_dry_runs_build_the_job_and_write_nothing(teacher, tmp_path):
         "installed and your project's build configuration is valid."
     )
     assert results[3].stdout == ""
+    # Refused before anything is loaded.
+    assert results[4].returncode == 2
+    assert results[4].stderr.strip().splitlines()[-1] == (
+        "error: Dataflow workers need this project's code: pass --setup_file=./pyproject.toml (Beam builds the "
+        "package and installs it on every worker) or --sdk_container_image=IMAGE with it installed"
+    )
+    assert results[5].returncode == 2
+    assert results[5].stderr.strip().splitlines()[-1] == (
+        "error: --dry_run is DataflowRunner's: it builds and stages the job without submitting it; "
+        "FnApiRunner ignores it and would run the whole job"
+    )
 
     # Nothing written: no output, no temporary sibling, no staging leftovers.
     assert not (tmp_path / "out").exists()
