@@ -109,15 +109,13 @@ class DryRun:
     runner: str
     staged: tuple[str, ...]
     sdist: str | None  # the file Beam built from --setup_file
-    packages: tuple[str, ...]  # every package in it, dotted, subpackages included
+    packages: tuple[str, ...]  # its top-level packages
     container_images: tuple[str, ...]
     output_dir: str
 
     def line(self) -> str:
         staged = ", ".join(
-            f"{name} ({self.sdist}: {', '.join(p for p in self.packages if '.' not in p)})"
-            if name == SETUP_PACKAGE
-            else name
+            f"{name} ({self.sdist}: {', '.join(self.packages)})" if name == SETUP_PACKAGE else name
             for name in self.staged
         )
         return (
@@ -152,10 +150,10 @@ def dry_run(pipeline: beam.Pipeline, output_dir: str) -> DryRun:
 
 
 def _packages_in_sdist(path: str) -> tuple[str, ...]:
-    """Dotted names of the packages in an sdist (`name-version/pkg/sub/__init__.py`)."""
+    """The top-level packages in an sdist: `name-version/PACKAGE/__init__.py`."""
     with tarfile.open(path) as sdist:
-        names = [member.name.split("/")[1:] for member in sdist.getmembers()]
-    return tuple(sorted(".".join(parts[:-1]) for parts in names if len(parts) > 1 and parts[-1] == "__init__.py"))
+        paths = [member.name.split("/") for member in sdist.getmembers()]
+    return tuple(sorted(parts[1] for parts in paths if len(parts) == 3 and parts[2] == "__init__.py"))
 
 
 @contextlib.contextmanager
