@@ -19,6 +19,7 @@ from absl import flags
 from efficientnet.model import export, scaling
 from efficientnet.train import config_flags
 from efficientnet.train.config import STUDENT_DEFAULTS, TrainConfig
+from efficientnet.train.distribute import make_strategy
 from efficientnet.train.loop import open_data, train
 from efficientnet.util import cli
 
@@ -66,6 +67,7 @@ def main(argv):
     config.validate()
     if config.unlabeled_dataset is None:
         raise ValueError("--unlabeled_dataset is required (the pseudo-labeled records of pseudolabel.run)")
+    make_strategy(config.strategy, config.tpu)  # before open_data starts TensorFlow (see make_strategy)
     data = open_data(config)  # once: the check and the run share the opened sources
     if _TEACHER.value:
         check_teacher(config, _TEACHER.value, data.num_classes, allow_smaller=_ALLOW_SMALLER.value)

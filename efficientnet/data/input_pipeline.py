@@ -35,6 +35,7 @@ def train_dataset(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     cache: bool = False,
     skip_batches: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Endless, shuffled, augmented batches of example dicts.
 
@@ -43,6 +44,20 @@ def train_dataset(
     images in memory (small datasets only). `skip_batches` starts the stream
     where a resumed run left off; skipped examples are read but not
     preprocessed.
+
+    With an `input_context` (`Strategy.distribute_datasets_from_function`)
+    `batch_size` is the global batch and this pipeline yields the per-replica
+    slices of it that its workers' replicas train on: for every global batch,
+    the slices of replicas `first … first + local − 1` in turn, which the
+    strategy hands to its local replicas in that order. Every worker reads
+    and shuffles the same stream and keeps only its slices before cropping
+    and augmenting, so replica r of n sees examples [r·b/n, (r+1)·b/n) of
+    global batch k, with the crop and augmentation of their position in the
+    stream: exactly the global batches of a 1-replica run, whatever the
+    number of workers and replicas. The cost is that every worker reads and
+    decodes the whole stream. Sharding the input by file
+    (`experimental_distribute_dataset`'s default auto-sharding) would spare
+    that, but gives each worker other examples than a 1-replica run sees.
     """
     examples = source.examples(split, shuffle_files=True, seed=seed)
     if cache:
@@ -57,11 +72,21 @@ def train_dataset(
             image = tf.cast(augment(preprocessing.to_uint8(image), augment_seed), tf.float32)
         return example | {"image": image}
 
-    batches = (
-        examples.enumerate()
-        .skip(skip_batches * batch_size)
-        .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(batch_size, drop_remainder=True)
+    context = input_context or tf.distribute.InputContext()
+    replicas = context.num_replicas_in_sync
+    local = replicas // context.num_input_pipelines
+    first = context.input_pipeline_id * local
+    per_replica = context.get_per_replica_batch_size(batch_size)
+
+    def in_local_slices(index, example):
+        replica = index // per_replica % replicas
+        return (replica >= first) & (replica < first + local)
+
+    examples = examples.enumerate().skip(skip_batches * batch_size)
+    if local < replicas:
+        examples = examples.filter(in_local_slices)
+    batches = examples.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
+        per_replica, drop_remainder=True
     )
     return _finish(batches)
 

@@ -80,12 +80,27 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     weights, checkpoints and numbers carry over between the two layers. Any
     case the fused kernel does not cover (masks, renorm, other ranks or axes)
     falls back to Keras's own code.
+
+    Across replicas: by default each replica normalises with the statistics
+    of its own slice of the batch, as Keras does. With `synchronized=True`
+    (`--sync_batch_norm`) a training batch is normalised with the mean and
+    variance of the whole global batch, summed over replicas by Keras's
+    synchronized moments (E[x²] − E[x]²), as the reference's cross-replica
+    batch norm on TPU does (within groups of 8 or more cores on slices
+    larger than 8; docs/training.md#across-replicas). With one replica
+    there is nothing to synchronise, and the fused kernel runs unchanged.
     """
 
     def call(self, inputs, training=None, mask=None):
-        if mask is not None or self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
-            return super().call(inputs, training=training, mask=mask)
         use_batch = bool(training) and self.trainable
+        if (
+            mask is not None
+            or self.renorm
+            or len(inputs.shape) != 4
+            or self.axis not in (-1, 3)
+            or (use_batch and self.synchronized and _replicas_in_sync() > 1)
+        ):
+            return super().call(inputs, training=training, mask=mask)
         gamma = ops.cast(self.gamma, "float32") if self.scale else tf.ones([inputs.shape[-1]])
         beta = ops.cast(self.beta, "float32") if self.center else tf.zeros([inputs.shape[-1]])
         if use_batch:
@@ -109,3 +124,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 is_training=False,
             )
         return ops.cast(outputs, self.compute_dtype)
+
+
+def _replicas_in_sync() -> int:
+    context = tf.distribute.get_replica_context()
+    return context.num_replicas_in_sync if context is not None else 1

@@ -140,4 +140,9 @@ def _conv(filters: int, kernel_size: int, strides: int, name: str) -> keras.laye
 
 
 def _batch_norm(config: scaling.ModelConfig, name: str) -> keras.layers.BatchNormalization:
-    return FusedBatchNormalization(momentum=config.batch_norm_momentum, epsilon=config.batch_norm_epsilon, name=name)
+    return FusedBatchNormalization(
+        momentum=config.batch_norm_momentum,
+        epsilon=config.batch_norm_epsilon,
+        synchronized=config.sync_batch_norm,
+        name=name,
+    )

@@ -129,6 +129,10 @@ class ModelConfig:
     small_images: bool = False
     batch_norm_momentum: float = 0.99
     batch_norm_epsilon: float = 1e-3
+    # Batch statistics over the global batch rather than each replica's slice
+    # (docs/training.md#across-replicas); a training setting that changes
+    # nothing with one replica or at inference. Set by `--sync_batch_norm`.
+    sync_batch_norm: bool = False
     depth_divisor: int = 8
 
     def to_dict(self) -> dict[str, Any]:

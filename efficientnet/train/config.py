@@ -86,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     strategy: str = "auto"
     tpu: str | None = None
+    sync_batch_norm: bool = False  # per-replica batch statistics, as Keras; True as the reference on TPU
     precision: str = "float32"
     init_from: str | None = None
     checkpoint_every_steps: int = 500
@@ -165,6 +166,11 @@ class TrainConfig:
             (self.strategy in STRATEGIES, f"--strategy must be one of {list(STRATEGIES)}, got {self.strategy!r}"),
             (self.precision in PRECISIONS, f"--precision must be one of {list(PRECISIONS)}, got {self.precision!r}"),
             (self.tpu is None or self.strategy in ("auto", "tpu"), f"--tpu contradicts --strategy={self.strategy}"),
+            (
+                not (self.sync_batch_norm and self.jit_compile),
+                "--sync_batch_norm cannot be combined with --jit_compile: the XLA-compiled pass runs per replica "
+                "and cannot sum batch statistics across replicas",
+            ),
             (
                 self.label_type in records.LABEL_TYPES,
                 f"--label_type must be one of {list(records.LABEL_TYPES)}, got {self.label_type!r}",

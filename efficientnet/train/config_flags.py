@@ -54,8 +54,10 @@ HELP = {
     "unlabel_ratio": "Pseudo-labeled images per labeled image in each batch.",
     "label_type": "soft (teacher probabilities) or hard (argmax) pseudo-label targets.",
     "seed": "Seed of data order, augmentation and initialisation.",
-    "strategy": "auto, tpu, mirrored, multiworker or cpu.",
+    "strategy": "auto, tpu, mirrored (local GPUs, else logical CPUs), multiworker (needs TF_CONFIG) or cpu.",
     "tpu": "TPU name or address (implies --strategy=tpu under auto).",
+    "sync_batch_norm": "Batch norm with the statistics of the global batch, summed across replicas "
+    "(default: each replica's own slice, as Keras); no effect with one replica.",
     "precision": "float32, bfloat16 (TPU) or mixed_float16 (GPU); logits stay float32.",
     "init_from": "keras (Keras ImageNet weights, needs network) or the path of one of our exports.",
     "checkpoint_every_steps": "Checkpoint interval in steps.",

@@ -4,7 +4,8 @@ A teacher run is `train(TrainConfig(...))`. A student run is the same call
 with an unlabeled (pseudo-labeled) stream, an `unlabel_ratio` and noise
 switched on: nothing here is teacher- or student-specific.
 
-Resume order, explicit (`TrainingRun.start`): read `config.json` (refuse a
+Resume order, explicit (`train`, `TrainingRun.start`): build the strategy
+(before anything else starts TensorFlow), read `config.json` (refuse a
 model_dir holding a different run), build model and optimizer under the
 strategy, restore the latest checkpoint (model, optimizer, EMA,
 random-generator states, step), then rebuild the input pipeline positioned at
@@ -12,6 +13,14 @@ that step (`TrainingRun.run_steps`). Because the pipeline is deterministic
 under the seed, a run killed at any moment and restarted ends with the same
 step count and the same weights as an uninterrupted one, up to float
 reduction order.
+
+Several replicas or workers (docs/training.md#across-replicas) train on the
+same global batches as one replica would, and only the chief writes:
+`config.json`, checkpoints, summaries and the export. Saving a checkpoint
+is a collective operation under MultiWorkerMirroredStrategy, so the other
+workers save too, into a private temporary directory outside `model_dir`
+that is removed when their run ends; every worker restores from the chief's
+checkpoints.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -37,7 +48,7 @@ from efficientnet.model.inference import Predictor
 from efficientnet.model.network import build_from_config
 from efficientnet.train import losses
 from efficientnet.train.config import TrainConfig, check_resumable
-from efficientnet.train.distribute import make_strategy, set_precision
+from efficientnet.train.distribute import check_batch_split, is_chief, make_strategy, set_precision
 from efficientnet.train.ema import EMA
 from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig
 from efficientnet.util import fileio
@@ -45,6 +56,7 @@ from efficientnet.util.progress import format_duration, seconds_left
 
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
+SCRATCH_PREFIX = "efficientnet-worker-checkpoints-"  # a non-chief worker's temporary directory
 
 
 @dataclasses.dataclass
@@ -144,15 +156,33 @@ def train(config: TrainConfig, data: Data | None = None) -> dict[str, Any]:
     """Trains (or resumes) a run and exports its EMA model; returns final metrics.
 
     `data` is `open_data(config)` when the caller has already opened the
-    sources to check them (opening a large image folder lists every file).
+    sources to check them (opening a large image folder lists every file);
+    such a caller builds the strategy first (`make_strategy`, which explains
+    why).
+
+    The chief evaluates and exports alone, outside the strategy, after the
+    last checkpoint; the other workers return {} then. Evaluation has no
+    collective operation (each worker's copy of a variable is the same and is
+    read locally), so it cannot wait on workers that have left; evaluating
+    on all workers together would only repeat the same sums.
     """
     config.validate()
+    strategy = make_strategy(config.strategy, config.tpu)
+    check_batch_split("--batch_size", config.batch_size, strategy.num_replicas_in_sync)
+    if config.unlabeled_dataset is not None:
+        check_batch_split(
+            "--unlabel_ratio × --batch_size", config.unlabeled_batch_size(), strategy.num_replicas_in_sync
+        )
     check_resumable(config.model_dir, config)
     data = data or open_data(config)
-    fileio.check_writable_dir(config.model_dir, "--model_dir")
-    run = TrainingRun.start(config, data)
-    run.run_steps()
-    return run.export()
+    if is_chief(strategy):
+        fileio.check_writable_dir(config.model_dir, "--model_dir")
+    run = TrainingRun.start(config, data, strategy)
+    try:
+        run.run_steps()
+    finally:
+        run.close()
+    return run.export() if run.chief else {}
 
 
 @dataclasses.dataclass
@@ -169,18 +199,24 @@ class TrainingRun:
     step: tf.Variable
     checkpoints: tf.train.CheckpointManager
     total_steps: int
+    chief: bool
+    scratch_dir: str | None  # a non-chief worker's checkpoints, removed by `close`
 
     @classmethod
-    def start(cls, config: TrainConfig, data: Data) -> TrainingRun:
+    def start(cls, config: TrainConfig, data: Data, strategy: tf.distribute.Strategy) -> TrainingRun:
         """Builds everything under the strategy, then resumes or initialises."""
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(config.seed)
-        strategy = make_strategy(config.strategy, config.tpu)
         set_precision(config.precision)
-        model_config = scaling.model_config(config.model, data.num_classes, **config.model_overrides())
+        model_config = dataclasses.replace(
+            scaling.model_config(config.model, data.num_classes, **config.model_overrides()),
+            sync_batch_norm=config.sync_batch_norm,
+        )
         steps = total_steps(config, data)
-        fileio.write_json(os.path.join(config.model_dir, fileio.RUN_CONFIG_FILE), config.to_dict())
+        chief = is_chief(strategy)
+        if chief:
+            fileio.write_json(os.path.join(config.model_dir, fileio.RUN_CONFIG_FILE), config.to_dict())
         with strategy.scope():
             model = build_from_config(model_config)
             optimizer = make_optimizer(config, data, steps)
@@ -191,19 +227,26 @@ class TrainingRun:
         checkpoint = tf.train.Checkpoint(
             model=model, optimizer=optimizer, ema=ema.averages, random_states=random_states, step=step
         )
-        checkpoints = tf.train.CheckpointManager(
-            checkpoint, os.path.join(config.model_dir, CHECKPOINT_DIR), max_to_keep=3
-        )
-        if checkpoints.latest_checkpoint:
-            checkpoint.restore(checkpoints.latest_checkpoint).assert_existing_objects_matched()
-            logging.info("resumed from %s at step %d", checkpoints.latest_checkpoint, int(step.numpy()))
+        chief_dir = os.path.join(config.model_dir, CHECKPOINT_DIR)
+        scratch_dir = None if chief else tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
+        checkpoints = tf.train.CheckpointManager(checkpoint, scratch_dir or chief_dir, max_to_keep=3)
+        latest = tf.train.latest_checkpoint(chief_dir)
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("resumed from %s at step %d", latest, int(step.numpy()))
         elif config.init_from:
             initialize_from(model, config.init_from, model_config)
             ema.reset()
-        return cls(config, data, model_config, strategy, model, optimizer, ema, step, checkpoints, steps)
+        return cls(
+            config, data, model_config, strategy, model, optimizer, ema, step, checkpoints, steps, chief, scratch_dir
+        )
 
-    def batches(self, start: int) -> tf.data.Dataset:
-        """(labeled, unlabeled or None) batches from step `start` on."""
+    def batches(self, start: int, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        """(labeled, unlabeled or None) per-replica batches from step `start` on.
+
+        `input_context` says which replicas' slices of each global batch this
+        worker feeds (`input_pipeline.train_dataset`).
+        """
         config, data = self.config, self.data
         augment = make_augment(config, self.model_config.resolution)
 
@@ -218,6 +261,7 @@ class TrainingRun:
                 augment=augment,
                 cache=config.cache,
                 skip_batches=start,
+                input_context=input_context,
             ).map(_step_inputs)
 
         labeled = stream(data.train, data.train_split, config.batch_size, config.seed)
@@ -231,9 +275,9 @@ class TrainingRun:
         config, start, steps = self.config, int(self.step.numpy()), self.total_steps
         if start >= steps:
             return
-        iterator = iter(self.strategy.experimental_distribute_dataset(self.batches(start)))
+        iterator = iter(self.strategy.distribute_datasets_from_function(lambda context: self.batches(start, context)))
         step_fn = make_train_step(config, self.model, self.optimizer, self.data.num_classes, self.strategy)
-        progress = Progress(config, steps, start, os.path.join(config.model_dir, SUMMARY_DIR))
+        progress = Progress(config, steps, start, os.path.join(config.model_dir, SUMMARY_DIR) if self.chief else None)
         for done in range(start + 1, steps + 1):
             # The streams repeat forever, and open_data checked that each yields an image.
             parts = step_fn(next(iterator))
@@ -242,8 +286,13 @@ class TrainingRun:
             if done % config.log_every_steps == 0 or done == steps:
                 progress.report(done, parts, float(self.optimizer.learning_rate))
             if done % config.checkpoint_every_steps == 0 or done == steps:
-                self.checkpoints.save(checkpoint_number=done)
+                self.checkpoints.save(checkpoint_number=done)  # on every worker: a collective
         progress.close()
+
+    def close(self) -> None:
+        """Removes a non-chief worker's scratch checkpoints."""
+        if self.scratch_dir:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
     def export(self) -> dict[str, Any]:
         """Evaluates the EMA weights on the eval split and exports them."""
@@ -267,12 +316,16 @@ class TrainingRun:
 
 
 class Progress:
-    """Progress lines on stderr and TensorBoard scalars, every --log_every_steps."""
+    """Progress lines on stderr and TensorBoard scalars, every --log_every_steps.
 
-    def __init__(self, config: TrainConfig, total: int, start: int, summary_dir: str):
+    Every worker prints its lines; only the chief, given a `summary_dir`,
+    writes summaries.
+    """
+
+    def __init__(self, config: TrainConfig, total: int, start: int, summary_dir: str | None):
         self.total = total
         self.images_per_step = config.batch_size * (1 + config.unlabel_ratio)
-        self.writer = tf.summary.create_file_writer(summary_dir)
+        self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else tf.summary.create_noop_writer()
         self.last_time, self.last_step = time.time(), start
 
     def report(self, done: int, parts: dict[str, tf.Tensor], learning_rate: float) -> None:
@@ -307,6 +360,12 @@ def _step_inputs(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, strategy):
     regularized = [v for v in model.trainable_variables if not _is_batch_norm(v)]
     unlabeled_batch = config.unlabeled_batch_size()
+    statistics = [
+        variable
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for variable in (layer.moving_mean, layer.moving_variance)
+    ]
 
     def gradients_and_losses(labeled, unlabeled):
         with tf.GradientTape() as tape:
@@ -338,15 +397,24 @@ def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, str
                 loss = optimizer.scale_loss(loss)
         return tape.gradient(loss, model.trainable_variables), parts
 
-    # XLA compiles the forward and backward pass; the update stays outside so
-    # that cross-replica gradient reduction works under every strategy. No
-    # Python control flow here depends on a tensor, so AutoGraph is off: it
+    # With --jit_compile, XLA compiles the forward and backward pass as a
+    # nested function; the update stays outside so that cross-replica gradient
+    # reduction works under every strategy. Without it nothing is nested:
+    # MirroredStrategy cannot reduce across replicas inside a nested function,
+    # which synchronized batch norm does (TrainConfig keeps the two apart).
+    # No Python control flow here depends on a tensor, so AutoGraph is off: it
     # would only spend a second per run converting the model's code.
-    compiled = tf.function(gradients_and_losses, jit_compile=config.jit_compile, autograph=False)
+    compiled = (
+        tf.function(gradients_and_losses, jit_compile=True, autograph=False)
+        if config.jit_compile
+        else gradients_and_losses
+    )
 
     def replica_step(labeled, unlabeled):
         gradients, parts = compiled(labeled, unlabeled)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        if strategy.num_replicas_in_sync > 1:
+            average_across_replicas(statistics)
         return parts
 
     @tf.function(autograph=False)
@@ -356,6 +424,25 @@ def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, str
         return {name: strategy.reduce("SUM", value, axis=None) for name, value in parts.items()}
 
     return step
+
+
+def average_across_replicas(variables: list) -> None:
+    """Sets every replica's copy of `variables` to their mean over replicas.
+
+    Each replica updates its batch-norm moving statistics with its own batch
+    statistics, and Keras leaves the copies to drift apart (only the first
+    replica's would be checkpointed and exported). Averaging the updated
+    copies after each step is the moving-average update with the replicas'
+    mean batch statistics: the global batch's mean, and, without
+    `--sync_batch_norm`, the mean of the replicas' variances.
+    """
+    context = tf.distribute.get_replica_context()
+    # This replica's copies; tf.identity places them on its device, which the
+    # multi-worker reduction needs (a plain read has none).
+    local = [tf.identity(variable) for variable in variables]
+    averages = context.all_reduce(tf.distribute.ReduceOp.MEAN, local)
+    for variable, average in zip(variables, averages, strict=True):
+        variable.assign(average)
 
 
 def _is_batch_norm(variable) -> bool:
