@@ -27,3 +27,26 @@ def tiny_config(model_dir, **overrides) -> TrainConfig:
 
 def teacher_config(model_dir) -> TrainConfig:
     return tiny_config(model_dir, **TEACHER_NOISE)
+
+
+# The multi-replica comparisons (tests/test_distributed.py): 10 steps without warm-up, so that
+# the weights move; no dropout or stochastic depth, whose masks each replica draws for its own
+# slice and so differ from a 1-replica run's; synchronized batch norm, so that every replica
+# normalises with the statistics of the whole global batch, as one replica does.
+REPLICATED = dict(
+    batch_size=8,
+    train_steps=10,
+    warmup_epochs=0,
+    base_learning_rate=0.1,
+    dropout_rate=0.0,
+    drop_connect_rate=0.0,
+    sync_batch_norm=True,
+    deterministic=True,
+    eval_split="validation",
+    checkpoint_every_steps=5,
+    log_every_steps=5,
+)
+
+
+def replicated_config(model_dir, **overrides) -> TrainConfig:
+    return tiny_config(model_dir, **(REPLICATED | overrides))

@@ -31,14 +31,20 @@ def cli(module: str, *flags: str) -> list[str]:
     return [sys.executable, "-m", module, *flags]
 
 
-def run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+def run(command: list[str], timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs `command` to its end; `env` adds to the suite's environment (e.g. a worker's TF_CONFIG)."""
+    return subprocess.run(command, cwd=ROOT, env=ENV | (env or {}), capture_output=True, text=True, timeout=timeout)
 
 
-def start(command: list[str]) -> subprocess.Popen:
+def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     """Starts `command` in its own process group, so a kill takes its children too."""
     return subprocess.Popen(
-        command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        cwd=ROOT,
+        env=ENV | (env or {}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 
