@@ -9,8 +9,11 @@ a flag. What changes with more than one replica, and where it is handled:
 - Gradients and loss parts are summed over replicas (the losses divide by
   the global batch, so the sum is the 1-replica value).
 - Batch norm normalises with each replica's own batch statistics, as Keras
-  does, unless `--sync_batch_norm` (`layers.FusedBatchNormalization`).
-- Files: only the chief writes (`Task.is_chief`, `TrainingRun`).
+  does, unless `--sync_batch_norm` (`layers.FusedBatchNormalization`); the
+  moving statistics are averaged across replicas after every step
+  (`loop.average_across_replicas`).
+- Files: only the chief writes (`Task.is_chief`, `TrainingRun`), and it
+  evaluates alone after the last step (`loop.train`).
 
 Multi-worker runs read the cluster from `TF_CONFIG`, as TensorFlow does;
 `parse_tf_config` checks it first so that a mistake is one line naming

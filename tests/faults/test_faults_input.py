@@ -204,6 +204,13 @@ def cases(root) -> list[Case]:
             writes_nothing=True,
         ),
         Case(
+            "multi-worker strategy without TF_CONFIG",
+            [*train, "--dataset=digits", "--strategy=multiworker"],
+            "--strategy=multiworker needs TF_CONFIG: set it in every worker's environment to the cluster and that "
+            "worker's task",
+            writes_nothing=True,
+        ),
+        Case(
             "output directory that cannot be written (training)",
             ["teacher.train", f"--model_dir={root}/a_file/run", *TRAIN_FLAGS, "--dataset=digits"],
             "cannot be written",
