@@ -4,6 +4,13 @@ One run serves both: tests/test_training.py checks what it wrote, and the
 session `teacher` fixture hands its export to the labeling and fault tests.
 """
 
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from efficientnet.model import export
 from efficientnet.train.config import TrainConfig
 
 TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)
@@ -50,3 +57,36 @@ REPLICATED = dict(
 
 def replicated_config(model_dir, **overrides) -> TrainConfig:
     return tiny_config(model_dir, **(REPLICATED | overrides))
+
+
+# ------------------------------------------------- runs on several replicas, compared with one
+# Shared by tests/test_distributed.py (two replicas) and tests/faults/test_faults_workers.py
+# (two worker processes); tests/test_distributed.py explains the tolerance.
+
+WEIGHT_TOLERANCE = 1e-3
+
+
+def tf_config(task_type="worker", index=0, cluster=None) -> str:
+    cluster = cluster or {"worker": ["localhost:2001", "localhost:2002"]}
+    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+
+
+def live_weights(model_dir: Path) -> dict[str, np.ndarray]:
+    """The model's weights at the run's last checkpoint (its export holds their EMA)."""
+    model, _ = export.load_export(str(model_dir / "export"))
+    tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
+    return {weight.path: weight.numpy() for weight in model.weights}
+
+
+def compare(reference: Path, other: Path, label: str) -> float:
+    """Asserts the two runs end alike; prints and returns the largest weight difference."""
+    ours, theirs = live_weights(reference), live_weights(other)
+    assert ours.keys() == theirs.keys()
+    difference = max(float(np.max(np.abs(ours[key] - theirs[key]))) for key in ours)
+    accuracy = [
+        json.loads((run / "export" / "model.json").read_text())["metrics"]["top1"] for run in (reference, other)
+    ]
+    print(f"{label}: max |weight difference| {difference:.3g}; validation top-1 {accuracy[0]} vs {accuracy[1]}")
+    assert difference < WEIGHT_TOLERANCE
+    assert abs(accuracy[0] - accuracy[1]) <= 1 / 200  # at most one of the 200 validation images
+    return difference

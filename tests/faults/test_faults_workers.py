@@ -1,0 +1,129 @@
+"""Two worker processes of one run (MultiWorkerMirroredStrategy, `TF_CONFIG` on localhost
+ports, the real CLI), one of them killed with SIGKILL and both rerun: the killed worker makes
+the chief fail instead of waiting for it forever, the rerun resumes from the chief's last
+checkpoint, and the run ends with the weights of the same run on one worker, up to float
+reduction order (tiny_runs.WEIGHT_TOLERANCE; tests/test_distributed.py explains it). Only the
+chief writes into `--model_dir`; the other worker's checkpoints go to its temporary directory
+(TMPDIR here), removed when it ends.
+
+The scenario only drives processes and waits for the chief to notice its dead peer, so it runs
+in the background from the start of the session (tests/conftest.py).
+"""
+
+import json
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from faultlib import cli, kill_when, latest_checkpoint_step, run, start
+from tiny_runs import REPLICATED, compare, replicated_config, tf_config
+
+from efficientnet.train.loop import SCRATCH_PREFIX
+
+pytestmark = pytest.mark.slow
+
+STEPS, EVERY = REPLICATED["train_steps"], REPLICATED["checkpoint_every_steps"]
+KILL_AFTER = 5  # the kill comes after the first checkpoint, with 5 of the 10 steps still ahead
+SURVIVOR_TIMEOUT_S = 180  # the chief notices a dead peer through missed heartbeats (~25 s here)
+CHIEF_FILES = {"config.json", "checkpoints", "train", "export"}
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("localhost", 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return ports
+
+
+class Workers:
+    """Two worker processes of one run: the CLI with `--strategy=multiworker` and a TF_CONFIG each."""
+
+    def __init__(self, root: Path, config_file: Path):
+        self.model_dir, self.scratch = root / "run", root / "tmp"
+        self.scratch.mkdir(parents=True)
+        self.command = cli(
+            "teacher.train", f"--config={config_file}", f"--model_dir={self.model_dir}", "--strategy=multiworker"
+        )
+
+    def environments(self) -> list[dict[str, str]]:
+        """Fresh ports on every start; TMPDIR shows where a worker's scratch checkpoints go."""
+        cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+        return [{"TF_CONFIG": tf_config("worker", index, cluster), "TMPDIR": str(self.scratch)} for index in (0, 1)]
+
+    def scratch_checkpoints(self) -> list[Path]:
+        return list(self.scratch.glob(SCRATCH_PREFIX + "*"))
+
+    def run(self) -> list[subprocess.CompletedProcess]:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(lambda env: run(self.command, timeout=600, env=env), self.environments()))
+
+    def killed_and_rerun(self) -> dict:
+        """SIGKILLs worker 1 after checkpoint KILL_AFTER; the chief must then fail by itself."""
+        chief, worker = (start(self.command, env) for env in self.environments())
+        kill_when(worker, lambda: latest_checkpoint_step(self.model_dir) >= KILL_AFTER)
+        seen = {"last": latest_checkpoint_step(self.model_dir)}
+        try:
+            seen["chief stderr"] = chief.communicate(timeout=SURVIVOR_TIMEOUT_S)[1].decode()
+            seen["chief exit"] = chief.returncode
+        except subprocess.TimeoutExpired:
+            chief.kill()
+            chief.communicate()
+            seen["chief exit"] = None
+        seen["scratch after the kill"] = self.scratch_checkpoints()
+        seen["rerun"] = self.run()
+        return seen
+
+
+def workers_scenario(root: Path) -> dict:
+    """The run on one worker, then on two with worker 1 killed and both rerun; returns what the tests check."""
+    config_file = root / "config.json"
+    config_file.write_text(json.dumps(replicated_config("unused").to_dict()))
+    one = run(cli("teacher.train", f"--config={config_file}", f"--model_dir={root / 'one'}", "--strategy=cpu"))
+    killed = Workers(root / "killed", config_file)
+    return {"one": root / "one", "one result": one, "killed": killed, "killed seen": killed.killed_and_rerun()}
+
+
+BACKGROUND_SCENARIO = workers_scenario
+
+
+@pytest.fixture
+def runs(background_outcome):
+    assert background_outcome["one result"].returncode == 0, background_outcome["one result"].stderr[-4000:]
+    return background_outcome
+
+
+def assert_only_the_chief_wrote(workers: Workers, chief_runs: int = 1) -> None:
+    assert {path.name for path in workers.model_dir.iterdir()} == CHIEF_FILES
+    assert len(list((workers.model_dir / "train").iterdir())) == chief_runs  # an events file per chief process
+    checkpoints = {path.name for path in (workers.model_dir / "checkpoints").iterdir()}
+    assert checkpoints == {"checkpoint"} | {
+        f"ckpt-{step}.{suffix}"
+        for step in range(EVERY, STEPS + 1, EVERY)
+        for suffix in ("index", "data-00000-of-00001")
+    }
+
+
+def test_a_killed_worker_stops_the_chief_and_both_resume(runs):
+    seen, killed = runs["killed seen"], runs["killed"]
+    assert KILL_AFTER <= seen["last"] < STEPS
+    assert seen["chief exit"] not in (None, 0), "the chief hung or finished without its peer"
+    assert "task:1" in seen["chief stderr"], seen["chief stderr"][-4000:]  # names the dead peer
+    assert len(seen["scratch after the kill"]) == 1  # the killed worker's, outside model_dir
+    chief, worker = seen["rerun"]
+    for result in (chief, worker):
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert (
+            f"resumed from {killed.model_dir}/checkpoints/ckpt-{seen['last']} at step {seen['last']}" in result.stderr
+        )
+    assert latest_checkpoint_step(killed.model_dir) == STEPS
+    assert len(killed.scratch_checkpoints()) == 1  # the rerun worker removed its own; the killed one's stays
+
+
+def test_two_workers_train_like_one_and_only_the_chief_writes(runs):
+    compare(runs["one"], runs["killed"].model_dir, "1 worker vs 2 workers (one killed, both rerun)")
+    assert_only_the_chief_wrote(runs["killed"], chief_runs=2)
