@@ -1,8 +1,8 @@
 """One tiny run on one replica and on two (MirroredStrategy over two logical CPUs), as a script.
 
 TensorFlow fixes its devices when it starts, so the CPU is split in two in a process of its
-own: tests/test_distributed.py runs `python tests/two_replicas.py ROOT`. It trains ROOT/cpu and
-ROOT/mirrored (`tiny_runs.replicated_config`) and prints one JSON line: how many replicas the
+own: tests/faults/test_faults_workers.py runs `python tests/two_replicas.py ROOT`. It trains
+ROOT/cpu and ROOT/mirrored (`tiny_runs.replicated_config`) and prints one JSON line: how many replicas the
 mirrored strategy had, whether its replicas were fed exactly the slices of the 1-replica
 pipeline's global batches, and the error of a global batch that two replicas cannot share.
 """

@@ -1,18 +1,20 @@
-"""Two worker processes of one run (MultiWorkerMirroredStrategy, `TF_CONFIG` on localhost
-ports, the real CLI), one of them killed with SIGKILL and both rerun: the killed worker makes
-the chief fail instead of waiting for it forever, the rerun resumes from the chief's last
-checkpoint, and the run ends with the weights of the same run on one worker, up to float
-reduction order (tiny_runs.WEIGHT_TOLERANCE; tests/test_distributed.py explains it). Only the
-chief writes into `--model_dir`; the other worker's checkpoints go to its temporary directory
-(TMPDIR here), removed when it ends.
+"""Two replicas in one process (tests/two_replicas.py), and two worker processes of one run
+(MultiWorkerMirroredStrategy, `TF_CONFIG` on localhost ports, the real CLI), one of them
+killed with SIGKILL and both rerun. Both end with the weights of the same run on one replica,
+up to float reduction order (tiny_runs.WEIGHT_TOLERANCE; tests/test_distributed.py explains
+it). The killed worker makes the chief fail instead of waiting for it forever, and the rerun
+resumes from the chief's last checkpoint. Only the chief writes into `--model_dir`; the other
+worker's checkpoints go to its temporary directory (TMPDIR here), removed when it ends.
 
 The scenario only drives processes and waits for the chief to notice its dead peer, so it runs
-in the background from the start of the session (tests/conftest.py).
+in the background from the start of the session (tests/conftest.py), the two-replica process
+beside the one-worker reference run.
 """
 
 import json
 import socket
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from tiny_runs import REPLICATED, compare, replicated_config, tf_config
 from efficientnet.train.loop import SCRATCH_PREFIX
 
 pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parents[1]
 
 STEPS, EVERY = REPLICATED["train_steps"], REPLICATED["checkpoint_every_steps"]
 KILL_AFTER = 5  # the kill comes after the first checkpoint, with 5 of the 10 steps still ahead
@@ -80,12 +83,23 @@ class Workers:
 
 
 def workers_scenario(root: Path) -> dict:
-    """The run on one worker, then on two with worker 1 killed and both rerun; returns what the tests check."""
+    """Two replicas beside the run on one worker, then two workers with worker 1 killed and both
+    rerun; returns what the tests check."""
     config_file = root / "config.json"
     config_file.write_text(json.dumps(replicated_config("unused").to_dict()))
-    one = run(cli("teacher.train", f"--config={config_file}", f"--model_dir={root / 'one'}", "--strategy=cpu"))
-    killed = Workers(root / "killed", config_file)
-    return {"one": root / "one", "one result": one, "killed": killed, "killed seen": killed.killed_and_rerun()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        replicas = pool.submit(run, [sys.executable, str(TESTS / "two_replicas.py"), str(root / "replicas")], 600)
+        one = run(cli("teacher.train", f"--config={config_file}", f"--model_dir={root / 'one'}", "--strategy=cpu"))
+        killed = Workers(root / "killed", config_file)
+        seen = killed.killed_and_rerun()
+        return {
+            "replicas": root / "replicas",
+            "replicas result": replicas.result(),
+            "one": root / "one",
+            "one result": one,
+            "killed": killed,
+            "killed seen": seen,
+        }
 
 
 BACKGROUND_SCENARIO = workers_scenario
@@ -95,6 +109,16 @@ BACKGROUND_SCENARIO = workers_scenario
 def runs(background_outcome):
     assert background_outcome["one result"].returncode == 0, background_outcome["one result"].stderr[-4000:]
     return background_outcome
+
+
+def test_two_replicas_train_like_one(background_outcome):
+    result, root = background_outcome["replicas result"], background_outcome["replicas"]
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2 and report["same_global_batches"]
+    assert report["odd_batch_error"] == "--batch_size 7 does not split evenly over 2 replicas; give a multiple of 2"
+    assert not (root / "odd").exists()
+    compare(root / "cpu", root / "mirrored", "1 vs 2 replicas")
 
 
 def assert_only_the_chief_wrote(workers: Workers, chief_runs: int = 1) -> None:
