@@ -16,7 +16,7 @@ from efficientnet.data.datasets import open_source
 pytestmark = pytest.mark.slow
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-NUM_UNLABELED = 120
+NUM_UNLABELED = 60
 
 
 def write_pngs(directory, examples, *, by_class: bool) -> int:
@@ -37,7 +37,7 @@ def own_data_scenario(tmp_path):
     data = tmp_path / "data"
     write_pngs(data / "labeled", digits.examples("train").as_numpy_iterator(), by_class=True)
     write_pngs(data / "unlabeled", digits.examples("unlabeled").take(NUM_UNLABELED).as_numpy_iterator(), by_class=False)
-    write_pngs(data / "test", digits.examples("test").take(100).as_numpy_iterator(), by_class=True)
+    write_pngs(data / "test", digits.examples("test").take(50).as_numpy_iterator(), by_class=True)
     command = [
         str(ROOT / "run_iteration.sh"),
         "--round",

@@ -8,7 +8,7 @@ worker's checkpoints go to its temporary directory (TMPDIR here), removed when i
 
 The scenario only drives processes and waits for the chief to notice its dead peer, so it runs
 in the background from the start of the session (tests/conftest.py), the two-replica process
-beside the one-worker reference run.
+(which also trains the one-replica reference) beside the workers.
 """
 
 import json
@@ -83,20 +83,19 @@ class Workers:
 
 
 def workers_scenario(root: Path) -> dict:
-    """Two replicas beside the run on one worker, then two workers with worker 1 killed and both
-    rerun; returns what the tests check."""
+    """Two replicas beside two workers with worker 1 killed and both rerun; returns what the tests check.
+
+    The two-replica process also trains the run on one replica (`ROOT/cpu`), the reference of both.
+    """
     config_file = root / "config.json"
     config_file.write_text(json.dumps(replicated_config("unused").to_dict()))
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:
         replicas = pool.submit(run, [sys.executable, str(TESTS / "two_replicas.py"), str(root / "replicas")], 600)
-        one = run(cli("teacher.train", f"--config={config_file}", f"--model_dir={root / 'one'}", "--strategy=cpu"))
         killed = Workers(root / "killed", config_file)
         seen = killed.killed_and_rerun()
         return {
             "replicas": root / "replicas",
             "replicas result": replicas.result(),
-            "one": root / "one",
-            "one result": one,
             "killed": killed,
             "killed seen": seen,
         }
@@ -107,7 +106,8 @@ BACKGROUND_SCENARIO = workers_scenario
 
 @pytest.fixture
 def runs(background_outcome):
-    assert background_outcome["one result"].returncode == 0, background_outcome["one result"].stderr[-4000:]
+    result = background_outcome["replicas result"]
+    assert result.returncode == 0, result.stderr[-4000:]
     return background_outcome
 
 
@@ -149,5 +149,5 @@ def test_a_killed_worker_stops_the_chief_and_both_resume(runs):
 
 
 def test_two_workers_train_like_one_and_only_the_chief_writes(runs):
-    compare(runs["one"], runs["killed"].model_dir, "1 worker vs 2 workers (one killed, both rerun)")
+    compare(runs["replicas"] / "cpu", runs["killed"].model_dir, "1 worker vs 2 workers (one killed, both rerun)")
     assert_only_the_chief_wrote(runs["killed"], chief_runs=2)
