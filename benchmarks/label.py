@@ -65,13 +65,15 @@ CONFIGS = {
 MEMORY_CHECK_SIZES = (2_000, 20_000)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("config", "tiny", list(CONFIGS), "Which model and image size.")
-flags.DEFINE_integer("num_images", None, "Images in the corpus (default: 2000 tiny, 256 b0).")
-flags.DEFINE_integer("batch_size", None, "Batch size for every contender (default: 64 tiny, 32 b0).")
-flags.DEFINE_integer("repeats", 3, "Timed rounds; each runs every contender once.")
-flags.DEFINE_bool("memory_check", False, "Peak RSS of the job at 2,000 and 20,000 tiny images.")
-flags.DEFINE_string("memory_child", None, "Internal: WORK_DIR of one memory-check job.")
-flags.DEFINE_integer("seed", 0, "Seed of the synthetic images.")
+# Flags only when run as a script: benchmarks/gpu.py imports the helpers below and has flags of its own.
+if __name__ == "__main__":
+    flags.DEFINE_enum("config", "tiny", list(CONFIGS), "Which model and image size.")
+    flags.DEFINE_integer("num_images", None, "Images in the corpus (default: 2000 tiny, 256 b0).")
+    flags.DEFINE_integer("batch_size", None, "Batch size for every contender (default: 64 tiny, 32 b0).")
+    flags.DEFINE_integer("repeats", 3, "Timed rounds; each runs every contender once.")
+    flags.DEFINE_bool("memory_check", False, "Peak RSS of the job at 2,000 and 20,000 tiny images.")
+    flags.DEFINE_string("memory_child", None, "Internal: WORK_DIR of one memory-check job.")
+    flags.DEFINE_integer("seed", 0, "Seed of the synthetic images.")
 
 
 def synthetic_image(rng: np.random.Generator, side: int) -> np.ndarray:

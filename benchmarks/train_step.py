@@ -29,16 +29,21 @@ from absl import flags  # noqa: E402
 from efficientnet import build_model  # noqa: E402
 from efficientnet.util import cli  # noqa: E402
 
-_MODEL = flags.DEFINE_string("model", "b0", "Size b0 … b7 (keras.applications has no b8/l2).")
-_BATCH = flags.DEFINE_integer("batch_size", 32, "Batch size.")
-_RESOLUTION = flags.DEFINE_integer("resolution", None, "Input resolution (default: the size's own).")
-_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Policy.")
-_JIT = flags.DEFINE_boolean("jit_compile", False, "Compile both steps with XLA.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per measurement.")
-_ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating measurement rounds (median reported).")
-_MODES = flags.DEFINE_multi_enum(
-    "modes", ["train", "infer"], ["train", "infer"], "What to time (e.g. --modes=infer for a longer XLA inference run)."
-)
+# Flags only when run as a script: benchmarks/gpu.py imports the helpers below and has flags of its own.
+if __name__ == "__main__":
+    _MODEL = flags.DEFINE_string("model", "b0", "Size b0 … b7 (keras.applications has no b8/l2).")
+    _BATCH = flags.DEFINE_integer("batch_size", 32, "Batch size.")
+    _RESOLUTION = flags.DEFINE_integer("resolution", None, "Input resolution (default: the size's own).")
+    _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Policy.")
+    _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile both steps with XLA.")
+    _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per measurement.")
+    _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating measurement rounds (median reported).")
+    _MODES = flags.DEFINE_multi_enum(
+        "modes",
+        ["train", "infer"],
+        ["train", "infer"],
+        "What to time (e.g. --modes=infer for a longer XLA inference run).",
+    )
 
 
 def keras_model(size: str, resolution: int) -> keras.Model:
