@@ -16,10 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_smoke_mode_measures_every_figure_and_writes_them(tmp_path):
-    output = tmp_path / "gpu.json"
-    completed = subprocess.run(
+def smoke_run(work_dir: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """The script in its smoke mode; it only drives a process, so it runs in the background (tests/conftest.py)."""
+    output = work_dir / "gpu.json"
+    return subprocess.run(
         [str(ROOT / "benchmarks" / "gpu.sh"), "--smoke", f"--output={output}"],
         cwd=ROOT,
         env=os.environ | {"CUDA_VISIBLE_DEVICES": ""},
@@ -27,7 +27,15 @@ def test_smoke_mode_measures_every_figure_and_writes_them(tmp_path):
         text=True,
         timeout=300,
         check=False,
-    )
+    ), output
+
+
+BACKGROUND_SCENARIO = smoke_run
+
+
+@pytest.mark.slow
+def test_smoke_mode_measures_every_figure_and_writes_them(background_outcome):
+    completed, output = background_outcome
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(output.read_text())
     assert report["device"] == "CPU"

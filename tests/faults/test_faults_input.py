@@ -55,10 +55,8 @@ def write_image(path, mode: str, seed: int) -> None:
     Image.fromarray(pixels).convert(mode).save(path, "PNG" if path.suffix == ".png" else "JPEG")
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    """Every bad input on disk, built in-process without training."""
-    root = tmp_path_factory.mktemp("inputs")
+def write_inputs(root: Path) -> Path:
+    """Every bad input on disk, built without training."""
     formats = root / "formats"
     for seed, name in enumerate(("a", "b")):
         write_image(formats / name / "rgb.jpg", "RGB", seed)
@@ -296,14 +294,15 @@ def run_batch(jobs: list[Job], teacher: str | None, work_dir: Path) -> dict[str,
     return {job.key: result for job, result in zip(jobs, results, strict=True)}
 
 
-@pytest.fixture(scope="module")
-def results(inputs, request):
-    """Every case's and format run's result (a CompletedProcess), keyed by name.
+def bad_input_scenario(work_dir: Path, teacher) -> dict:
+    """Every case's and format run's result (a CompletedProcess, keyed by name), and the inputs.
 
     Processes run two at a time, longest first; those that need no teacher
-    start at once, so they overlap the session teacher's training in this
-    process when no earlier test has needed the teacher yet.
+    start at once, while the session teacher trains. The scenario only drives
+    processes, so it runs in the background from the start of the session
+    (tests/conftest.py).
     """
+    inputs = write_inputs(work_dir)
     table = cases(inputs)
     jobs = [Job(case.name, case.command, run_dir(inputs, case.name)) for case in table]
     jobs += [Job(f"formats {name}", command) for name, command in format_runs(inputs).items()]
@@ -315,15 +314,25 @@ def results(inputs, request):
     outcome = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(run_batch, batch, None, inputs / "driver") for batch in without_teacher]
-        teacher = request.getfixturevalue("teacher")
-        futures += [
-            pool.submit(run_batch, batch, teacher, inputs / "driver")
-            for batch in batches
-            if batch not in without_teacher
-        ]
+        teacher_export = teacher()
+        with_teacher = [batch for batch in batches if batch not in without_teacher]
+        futures += [pool.submit(run_batch, batch, teacher_export, inputs / "driver") for batch in with_teacher]
         for future in futures:
             outcome.update(future.result())
-    return outcome
+    return {"inputs": inputs, "results": outcome}
+
+
+BACKGROUND_SCENARIO = bad_input_scenario
+
+
+@pytest.fixture
+def inputs(background_outcome) -> Path:
+    return background_outcome["inputs"]
+
+
+@pytest.fixture
+def results(background_outcome) -> dict:
+    return background_outcome["results"]
 
 
 CASE_NAMES = [case.name for case in cases(ROOT)]

@@ -6,16 +6,16 @@ run is demonstrably mid-way, then reruns the same command; its test checks the
 outcome against an uninterrupted run.
 
 The processes are nearly all of this module's time and each keeps about one
-core busy, so the `scenarios` fixture plays the selected tests' scenarios
-concurrently, at most PROCESSES processes at a time, recording what each saw
-at the moment of its kill; the tests then check those records.
+core busy, so `kill_scenarios` plays the scenarios concurrently in the
+background, at most PROCESSES processes at a time, recording what each saw at
+the moment of its kill; the tests then check those records.
 """
 
 import hashlib
 import json
 import shutil
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import tensorflow as tf
@@ -24,7 +24,6 @@ from faultlib import TINY_FLAGS, assert_same_weights, cli, kill_when, latest_che
 from efficientnet.data import records
 from efficientnet.model import export
 from pseudolabel import outputs
-from pseudolabel.pipeline import LabelingConfig, run_labeling
 
 pytestmark = pytest.mark.slow
 # Checkpoints every 5 steps and the kill after the second: 20 of the 30 steps are still
@@ -52,24 +51,6 @@ LABELING_FLAGS = [
 # Three TensorFlow processes keep two cores busy through each other's imports
 # and waits, in ~3 GB of memory.
 PROCESSES = threading.BoundedSemaphore(3)
-
-
-@pytest.fixture(scope="module")
-def pseudo_labels(teacher, tmp_path_factory):
-    """An uninterrupted labeling run: every unlabeled digit, unbalanced, one shard."""
-    output_dir = tmp_path_factory.mktemp("labels") / "pseudo"
-    run_labeling(
-        LabelingConfig(
-            input="digits",
-            split="unlabeled",
-            teacher=teacher,
-            output_dir=str(output_dir),
-            confidence_threshold=0.0,
-            images_per_class=0,
-            num_shards=1,
-        )
-    )
-    return output_dir
 
 
 def teacher_command(model_dir) -> list[str]:
@@ -142,27 +123,34 @@ STUDENT_TEST = "test_student_killed_mid_run_resumes_like_an_uninterrupted_run"
 LABELING_TEST = "test_labeling_killed_mid_run_keeps_the_previous_output_then_reruns_to_the_same_records"
 
 
-@pytest.fixture(scope="module")
-def scenarios(request, tmp_path_factory) -> dict[str, Future]:
-    """The selected tests' scenarios, played concurrently: {test name: Future of what it saw}.
+def kill_scenarios(root, teacher) -> dict:
+    """The three scenarios, played concurrently: {test name: what it saw}, and the pseudo-labels.
 
-    The teacher scenario needs neither the session teacher nor the pseudo-labels,
-    so it starts first and runs while this process makes them.
+    The teacher scenario needs neither the session teacher nor the uninterrupted
+    labeling run (every unlabeled digit, unbalanced, one shard) that the others
+    start from, so it starts first and runs while they are made. The scenarios
+    only drive processes, so they run in the background from the start of the
+    session (tests/conftest.py).
     """
-    selected = {item.name for item in request.session.items if item.path == request.path}
-    root = tmp_path_factory.mktemp("kills")
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {}
-        if TEACHER_TEST in selected:
-            futures[TEACHER_TEST] = pool.submit(training_killed_and_rerun, root / "teacher", teacher_command)
-        if selected & {STUDENT_TEST, LABELING_TEST}:
-            teacher = request.getfixturevalue("teacher")
-            labels = request.getfixturevalue("pseudo_labels")
-            student = student_command(teacher, labels)
-            futures[STUDENT_TEST] = pool.submit(training_killed_and_rerun, root / "student", student)
-            (root / "labeling").mkdir()
-            futures[LABELING_TEST] = pool.submit(labeling_killed_and_rerun, root / "labeling", teacher, labels)
-        yield futures
+        teacher_scenario = pool.submit(training_killed_and_rerun, root / "teacher", teacher_command)
+        teacher_export = teacher()
+        pseudo_labels = root / "labels" / "pseudo"
+        labeled = run_counted(labeling_command(teacher_export, pseudo_labels))
+        assert labeled.returncode == 0, labeled.stderr[-4000:]
+        student_for = student_command(teacher_export, pseudo_labels)
+        student = pool.submit(training_killed_and_rerun, root / "student", student_for)
+        (root / "labeling").mkdir()
+        labeling = pool.submit(labeling_killed_and_rerun, root / "labeling", teacher_export, pseudo_labels)
+        return {
+            TEACHER_TEST: teacher_scenario.result(),
+            STUDENT_TEST: student.result(),
+            LABELING_TEST: labeling.result(),
+            "pseudo labels": pseudo_labels,
+        }
+
+
+BACKGROUND_SCENARIO = kill_scenarios
 
 
 def assert_resumed_like_an_uninterrupted_run(seen: dict) -> None:
@@ -185,12 +173,12 @@ def assert_resumed_like_an_uninterrupted_run(seen: dict) -> None:
     assert_same_weights(resumed_model, straight_model)
 
 
-def test_teacher_killed_mid_run_resumes_like_an_uninterrupted_run(scenarios):
-    assert_resumed_like_an_uninterrupted_run(scenarios[TEACHER_TEST].result())
+def test_teacher_killed_mid_run_resumes_like_an_uninterrupted_run(background_outcome):
+    assert_resumed_like_an_uninterrupted_run(background_outcome[TEACHER_TEST])
 
 
-def test_student_killed_mid_run_resumes_like_an_uninterrupted_run(scenarios):
-    assert_resumed_like_an_uninterrupted_run(scenarios[STUDENT_TEST].result())
+def test_student_killed_mid_run_resumes_like_an_uninterrupted_run(background_outcome):
+    assert_resumed_like_an_uninterrupted_run(background_outcome[STUDENT_TEST])
 
 
 def _fingerprints(output_dir) -> list[tuple[str, tuple[float, ...]]]:
@@ -203,8 +191,8 @@ def _fingerprints(output_dir) -> list[tuple[str, tuple[float, ...]]]:
     return sorted(found)
 
 
-def test_labeling_killed_mid_run_keeps_the_previous_output_then_reruns_to_the_same_records(scenarios, pseudo_labels):
-    seen = scenarios[LABELING_TEST].result()
+def test_labeling_killed_mid_run_keeps_the_previous_output_then_reruns_to_the_same_records(background_outcome):
+    seen, pseudo_labels = background_outcome[LABELING_TEST], background_outcome["pseudo labels"]
     output_dir = seen["output dir"]
     assert seen["after"] == seen["before"]
     assert seen["leftovers after the kill"], "the kill came after the commit"
