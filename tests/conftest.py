@@ -108,11 +108,11 @@ class _Background:
 
 def _train_teacher(model_dir: Path) -> Path:
     """The suite's one tiny digits teacher (`tiny_runs.teacher_config`), as a `teacher.train` process."""
-    from tiny_runs import teacher_config
+    from tiny_runs import ONE_THREAD, teacher_config
 
     config_file = model_dir.parent / f"{model_dir.name}.json"
     config_file.write_text(json.dumps(teacher_config(model_dir).to_dict()))
-    env = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"} | ONE_THREAD
     command = [sys.executable, "-m", "teacher.train", f"--config={config_file}", f"--model_dir={model_dir}"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:

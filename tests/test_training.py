@@ -1,5 +1,6 @@
 """The shared training loop, run for real on tiny models (teacher configuration)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from tiny_runs import TINY, tiny_config
+from tiny_runs import TINY, teacher_config, tiny_config
 
 from efficientnet import build_model
 from efficientnet.data.datasets import open_source
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def teacher_dir(teacher_run):
-    """The session teacher's run directory: `tiny_config(..., **TEACHER_NOISE)`, trained once for the suite."""
+    """The session teacher's run directory: `tiny_runs.teacher_config`, trained once for the suite."""
     return teacher_run
 
 
@@ -77,7 +78,7 @@ def test_evaluate_cli(teacher_dir, cli_runs):
 
 def test_finished_run_is_not_trained_again(teacher_dir, capfd):
     before = (teacher_dir / "checkpoints" / "ckpt-100.index").stat().st_mtime
-    train(tiny_config(teacher_dir, randaugment_layers=1, randaugment_magnitude=5))
+    train(teacher_config(teacher_dir))
     assert (teacher_dir / "checkpoints" / "ckpt-100.index").stat().st_mtime == before
     assert "step " not in capfd.readouterr().err
 
@@ -85,13 +86,11 @@ def test_finished_run_is_not_trained_again(teacher_dir, capfd):
 def test_resume_refuses_a_model_dir_with_other_settings(teacher_dir):
     with pytest.raises(
         ValueError,
-        match=r"holds a run with different settings \(--batch_size, --randaugment_layers, --randaugment_magnitude\)",
+        match=r"different settings \(--batch_size, --deterministic, --randaugment_layers, --randaugment_magnitude\)",
     ):
         check_resumable(str(teacher_dir), tiny_config(teacher_dir, batch_size=16))
     # Logging and checkpoint intervals may change on resume.
-    check_resumable(
-        str(teacher_dir), tiny_config(teacher_dir, randaugment_layers=1, randaugment_magnitude=5, log_every_steps=5)
-    )
+    check_resumable(str(teacher_dir), dataclasses.replace(teacher_config(teacher_dir), log_every_steps=5))
 
 
 def test_init_from_an_export_copies_weights_and_skips_a_different_classifier(teacher_dir):

@@ -32,8 +32,16 @@ def tiny_config(model_dir, **overrides) -> TrainConfig:
     return TrainConfig(**(values | overrides))
 
 
+# TensorFlow's CPU kernels split their work, and so their float sums, by the number of threads,
+# which follows the CPUs a process may use (tests/conftest.py confines background processes to
+# one). The session teacher and the killed copy of it (tests/faults/test_faults_kill.py) that
+# must reach its weights run with one thread each wherever they run.
+ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
 def teacher_config(model_dir) -> TrainConfig:
-    return tiny_config(model_dir, **TEACHER_NOISE)
+    """Deterministic, so that tests/faults/test_faults_kill.py can resume a killed copy of it to the same weights."""
+    return tiny_config(model_dir, deterministic=True, **TEACHER_NOISE)
 
 
 # The multi-replica comparisons (tests/test_distributed.py): 10 steps without warm-up, so that

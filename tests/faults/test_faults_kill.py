@@ -3,7 +3,8 @@
 Each scenario starts the real CLI in its own process group, kills the group
 with SIGKILL (no handler runs, as with an OOM kill or a pre-empted VM) once the
 run is demonstrably mid-way, then reruns the same command; its test checks the
-outcome against an uninterrupted run.
+outcome against an uninterrupted run. For the teacher that is the session
+teacher, whose settings the killed run repeats.
 
 The processes are nearly all of this module's time and each keeps about one
 core busy, so `kill_scenarios` plays the scenarios concurrently in the
@@ -11,34 +12,52 @@ background, at most PROCESSES processes at a time, recording what each saw at
 the moment of its kill; the tests then check those records.
 """
 
+import dataclasses
 import hashlib
 import json
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
 from faultlib import TINY_FLAGS, assert_same_weights, cli, kill_when, latest_checkpoint_step, run, start
+from tiny_runs import ONE_THREAD, teacher_config
 
 from efficientnet.data import records
 from efficientnet.model import export
 from pseudolabel import outputs
 
 pytestmark = pytest.mark.slow
-# Checkpoints every 5 steps and the kill after the second: 20 of the 30 steps are still
-# ahead, several seconds of work, while kill_when polls every 0.05 s.
-STEPS, EVERY, KILL_AFTER = 30, 5, 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A run's length, its checkpoint (and log) interval, and the checkpoint after which it is killed."""
+
+    steps: int
+    every: int
+    kill_after: int
+
+
+# The student: checkpoints every 5 steps and the kill after the second, so 20 of the 30 steps
+# are still ahead, several seconds of work, while kill_when polls every 0.05 s.
+STUDENT = Schedule(steps=30, every=5, kill_after=10)
+# The teacher repeats the session teacher's run (tiny_runs.teacher_config), killed after its
+# first checkpoint with half of the steps ahead.
+_TEACHER_CONFIG = teacher_config("unused")
+TEACHER = Schedule(_TEACHER_CONFIG.train_steps, _TEACHER_CONFIG.checkpoint_every_steps, 50)
 TRAIN_FLAGS = [
     *TINY_FLAGS,
     "--dataset=digits",
     "--batch_size=16",
-    f"--train_steps={STEPS}",
+    f"--train_steps={STUDENT.steps}",
     "--warmup_epochs=1",
     "--random_flip=false",
     "--randaugment_layers=2",
-    f"--checkpoint_every_steps={EVERY}",
-    f"--log_every_steps={EVERY}",
+    f"--checkpoint_every_steps={STUDENT.every}",
+    f"--log_every_steps={STUDENT.every}",
     "--deterministic",
 ]
 LABELING_FLAGS = [
@@ -53,8 +72,11 @@ LABELING_FLAGS = [
 PROCESSES = threading.BoundedSemaphore(3)
 
 
-def teacher_command(model_dir) -> list[str]:
-    return cli("teacher.train", f"--model_dir={model_dir}", *TRAIN_FLAGS)
+def teacher_command(config_file):
+    def command(model_dir) -> list[str]:
+        return cli("teacher.train", f"--config={config_file}", f"--model_dir={model_dir}")
+
+    return command
 
 
 def student_command(teacher, pseudo_labels):
@@ -75,26 +97,27 @@ def labeling_command(teacher, output_dir) -> list[str]:
     return cli("pseudolabel.run", *LABELING_FLAGS, f"--teacher={teacher}", f"--output_dir={output_dir}")
 
 
-def run_counted(command):
+def run_counted(command, env=None):
     with PROCESSES:
-        return run(command)
+        return run(command, env=env)
 
 
-def kill_counted(command, condition) -> None:
+def kill_counted(command, condition, env=None) -> None:
     with PROCESSES:
-        kill_when(start(command), condition)
+        kill_when(start(command, env), condition)
 
 
-def training_killed_and_rerun(root, command_for) -> dict:
-    """Kill after checkpoint KILL_AFTER and rerun, beside an uninterrupted run; what it saw."""
-    killed, straight = root / "killed", root / "straight"
+def training_killed_and_rerun(root, command_for, schedule: Schedule, straight=True, env=None) -> dict:
+    """Kill after checkpoint `schedule.kill_after` and rerun, beside an uninterrupted run if `straight`; what it saw."""
+    killed = root / "killed"
     with ThreadPoolExecutor(max_workers=1) as pool:
-        uninterrupted = pool.submit(run_counted, command_for(straight))
-        kill_counted(command_for(killed), lambda: latest_checkpoint_step(killed) >= KILL_AFTER)
+        uninterrupted = pool.submit(run_counted, command_for(root / "straight"), env) if straight else None
+        kill_counted(command_for(killed), lambda: latest_checkpoint_step(killed) >= schedule.kill_after, env)
         seen = {"export after the kill": (killed / "export").exists(), "last": latest_checkpoint_step(killed)}
-        seen["resumed"] = run_counted(command_for(killed))
-        seen["straight"] = uninterrupted.result()
-    return seen | {"killed": killed, "straight dir": straight}
+        seen["resumed"] = run_counted(command_for(killed), env)
+        if uninterrupted:
+            seen["straight"] = uninterrupted.result()
+    return seen | {"killed": killed, "straight dir": root / "straight", "schedule": schedule}
 
 
 def _snapshot(directory) -> dict[str, tuple[bytes, int]]:
@@ -132,18 +155,24 @@ def kill_scenarios(root, teacher) -> dict:
     only drive processes, so they run in the background from the start of the
     session (tests/conftest.py).
     """
+    config_file = root / "teacher.json"
+    config_file.write_text(json.dumps(_TEACHER_CONFIG.to_dict()))
     with ThreadPoolExecutor(max_workers=3) as pool:
-        teacher_scenario = pool.submit(training_killed_and_rerun, root / "teacher", teacher_command)
+        teacher_for = teacher_command(config_file)
+        teacher_scenario = pool.submit(
+            training_killed_and_rerun, root / "teacher", teacher_for, TEACHER, straight=False, env=ONE_THREAD
+        )
         teacher_export = teacher()
         pseudo_labels = root / "labels" / "pseudo"
         labeled = run_counted(labeling_command(teacher_export, pseudo_labels))
         assert labeled.returncode == 0, labeled.stderr[-4000:]
         student_for = student_command(teacher_export, pseudo_labels)
-        student = pool.submit(training_killed_and_rerun, root / "student", student_for)
+        student = pool.submit(training_killed_and_rerun, root / "student", student_for, STUDENT)
         (root / "labeling").mkdir()
         labeling = pool.submit(labeling_killed_and_rerun, root / "labeling", teacher_export, pseudo_labels)
         return {
-            TEACHER_TEST: teacher_scenario.result(),
+            # The session teacher is the killed teacher's uninterrupted run.
+            TEACHER_TEST: teacher_scenario.result() | {"straight dir": Path(teacher_export).parent},
             STUDENT_TEST: student.result(),
             LABELING_TEST: labeling.result(),
             "pseudo labels": pseudo_labels,
@@ -154,21 +183,23 @@ BACKGROUND_SCENARIO = kill_scenarios
 
 
 def assert_resumed_like_an_uninterrupted_run(seen: dict) -> None:
-    killed = seen["killed"]
+    killed, schedule = seen["killed"], seen["schedule"]
+    steps, every = schedule.steps, schedule.every
     assert not seen["export after the kill"]
     last = seen["last"]
-    assert KILL_AFTER <= last < STEPS
+    assert schedule.kill_after <= last < steps
 
     resumed = seen["resumed"]
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert f"resumed from {killed}/checkpoints/ckpt-{last} at step {last}" in resumed.stderr
-    assert f"step {last + EVERY}/{STEPS}" in resumed.stderr and f"step {EVERY}/{STEPS}" not in resumed.stderr
+    assert f"step {last + every}/{steps}" in resumed.stderr and f"step {every}/{steps}" not in resumed.stderr
 
-    result = seen["straight"]
-    assert result.returncode == 0, result.stderr[-4000:]
+    if "straight" in seen:
+        result = seen["straight"]
+        assert result.returncode == 0, result.stderr[-4000:]
     resumed_model, resumed_meta = export.load_export(str(killed))
     straight_model, straight_meta = export.load_export(str(seen["straight dir"]))
-    assert resumed_meta["steps"] == straight_meta["steps"] == STEPS
+    assert resumed_meta["steps"] == straight_meta["steps"] == steps
     assert resumed_meta["metrics"]["top1"] == pytest.approx(straight_meta["metrics"]["top1"], abs=0.01)
     assert_same_weights(resumed_model, straight_model)
 
