@@ -97,24 +97,29 @@ def labeling_command(teacher, output_dir) -> list[str]:
     return cli("pseudolabel.run", *LABELING_FLAGS, f"--teacher={teacher}", f"--output_dir={output_dir}")
 
 
-def run_counted(command, env=None):
+# Every process of these scenarios runs with one TensorFlow thread (tiny_runs.ONE_THREAD), so
+# that a killed run and its uninterrupted reference sum their floats alike even when one of
+# them starts confined to one CPU and the other after tests/conftest.py frees every CPU.
+
+
+def run_counted(command):
     with PROCESSES:
-        return run(command, env=env)
+        return run(command, env=ONE_THREAD)
 
 
-def kill_counted(command, condition, env=None) -> None:
+def kill_counted(command, condition) -> None:
     with PROCESSES:
-        kill_when(start(command, env), condition)
+        kill_when(start(command, ONE_THREAD), condition)
 
 
-def training_killed_and_rerun(root, command_for, schedule: Schedule, straight=True, env=None) -> dict:
+def training_killed_and_rerun(root, command_for, schedule: Schedule, straight=True) -> dict:
     """Kill after checkpoint `schedule.kill_after` and rerun, beside an uninterrupted run if `straight`; what it saw."""
     killed = root / "killed"
     with ThreadPoolExecutor(max_workers=1) as pool:
-        uninterrupted = pool.submit(run_counted, command_for(root / "straight"), env) if straight else None
-        kill_counted(command_for(killed), lambda: latest_checkpoint_step(killed) >= schedule.kill_after, env)
+        uninterrupted = pool.submit(run_counted, command_for(root / "straight")) if straight else None
+        kill_counted(command_for(killed), lambda: latest_checkpoint_step(killed) >= schedule.kill_after)
         seen = {"export after the kill": (killed / "export").exists(), "last": latest_checkpoint_step(killed)}
-        seen["resumed"] = run_counted(command_for(killed), env)
+        seen["resumed"] = run_counted(command_for(killed))
         if uninterrupted:
             seen["straight"] = uninterrupted.result()
     return seen | {"killed": killed, "straight dir": root / "straight", "schedule": schedule}
@@ -159,9 +164,7 @@ def kill_scenarios(root, teacher) -> dict:
     config_file.write_text(json.dumps(_TEACHER_CONFIG.to_dict()))
     with ThreadPoolExecutor(max_workers=3) as pool:
         teacher_for = teacher_command(config_file)
-        teacher_scenario = pool.submit(
-            training_killed_and_rerun, root / "teacher", teacher_for, TEACHER, straight=False, env=ONE_THREAD
-        )
+        teacher_scenario = pool.submit(training_killed_and_rerun, root / "teacher", teacher_for, TEACHER, False)
         teacher_export = teacher()
         pseudo_labels = root / "labels" / "pseudo"
         labeled = run_counted(labeling_command(teacher_export, pseudo_labels))
