@@ -39,16 +39,15 @@ class _Scheduling:
         self.released = False
         self._lock = threading.Lock()
 
-    def enter(self) -> None:
-        """Called by a scenario's thread: waits for a slot, confined while the suite runs other tests."""
+    @contextlib.contextmanager
+    def slot(self):
+        """Held by a scenario's thread while it runs; confined while the suite runs other tests."""
         with self._lock:
             if not self.released:
                 # This thread only; the threads and processes it starts inherit it.
                 os.sched_setaffinity(0, self.confined)
-        self.slots.acquire()
-
-    def leave(self) -> None:
-        self.slots.release()
+        with self.slots:
+            yield
 
     def release(self) -> None:
         """Every CPU, and a second slot, for the scenarios and the processes they started."""
@@ -88,14 +87,8 @@ class _Background:
 
     def _run(self, function, args, scheduling):
         try:
-            if scheduling is None:
+            with scheduling.slot() if scheduling else contextlib.nullcontext():
                 self._outcome = function(*args)
-                return
-            scheduling.enter()
-            try:
-                self._outcome = function(*args)
-            finally:
-                scheduling.leave()
         except BaseException as error:  # handed to the test that waits for it
             self._error = error
 

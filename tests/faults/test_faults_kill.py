@@ -121,8 +121,8 @@ def training_killed_and_rerun(root, command_for, schedule: Schedule, straight=Tr
         seen = {"export after the kill": (killed / "export").exists(), "last": latest_checkpoint_step(killed)}
         seen["resumed"] = run_counted(command_for(killed))
         if uninterrupted:
-            seen["straight"] = uninterrupted.result()
-    return seen | {"killed": killed, "straight dir": root / "straight", "schedule": schedule}
+            seen |= {"straight": uninterrupted.result(), "straight dir": root / "straight"}
+    return seen | {"killed": killed, "schedule": schedule}
 
 
 def _snapshot(directory) -> dict[str, tuple[bytes, int]]:
