@@ -14,9 +14,9 @@ each part, so even a run cut short leaves a record. It reuses the other
 benchmarks' contenders rather than its own:
 
   training   our EfficientNet-B0 against keras.applications.EfficientNetB0
-             (weights=None), one compiled step each, as in
-             benchmarks/train_step.py (`make_steps`), with --precision and
-             --jit_compile
+             (weights=None), one compiled step each, measured as
+             benchmarks/train_step.py measures them (`alternating_rates`),
+             with --precision and --jit_compile
   inference  the same two models' forward pass
   labeling   the Beam labeling job (`run_labeling`) against its own bare
              compiled loop (`Predictor.logits`), benchmarks/label.py's
@@ -35,7 +35,7 @@ code path on the CPU in under a minute: the tiny model of benchmarks/label.py
 steps and images, float32 without XLA (on a CPU, mixed_float16 and XLA take
 minutes to compile and run; `--smoke --precision=mixed_float16 --jit_compile`
 takes the GPU run's precision and compilation path there in about 2 minutes).
-Its figures only show that the script works.
+Its figures only show that the script works, so it skips the labeling warm-up.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags, logging  # noqa: E402
 from label import CONFIGS, bare, beam_job, make_export, write_corpus  # noqa: E402
-from train_step import images_per_second, keras_model, make_steps  # noqa: E402
+from train_step import alternating_rates, keras_model  # noqa: E402
 
 from efficientnet import build_model  # noqa: E402
 from efficientnet.util import cli, fileio  # noqa: E402
@@ -124,24 +124,14 @@ def model_speeds(overrides: dict, batch_size: int, jit_compile: bool, steps: int
     models = {"ours": ours, "keras": keras_model("b0", resolution)}
     images = tf.random.uniform((batch_size, resolution, resolution, 3), 0, 255, seed=0)
     labels = tf.random.uniform((batch_size,), 0, ours.output_shape[-1], dtype=tf.int32, seed=1)  # Keras's has 1000
-    functions = {name: make_steps(model, jit_compile) for name, model in models.items()}
-
-    def measure(name: str, kind: str, steps_to_run: int) -> float:
-        train_step, predict_step = functions[name]
-        if kind == "training":
-            return images_per_second(train_step, (images, labels), steps_to_run, batch_size)
-        return images_per_second(predict_step, (images,), steps_to_run, batch_size)
-
-    kinds = ("training", "inference")
-    for name in models:
-        for kind in kinds:
-            measure(name, kind, 2)
-    rates = {kind: {name: [] for name in models} for kind in kinds}
-    for round_index in range(rounds):
-        for name in list(models) if round_index % 2 == 0 else reversed(models):
-            for kind in kinds:
-                rates[kind][name].append(measure(name, kind, steps))
-    return {kind: median_rates(rates[kind], "ours", "keras") for kind in kinds}
+    kinds = {"training": "train", "inference": "infer"}
+    rates = alternating_rates(
+        models, images, labels, list(kinds.values()), jit_compile=jit_compile, steps=steps, rounds=rounds
+    )
+    return {
+        kind: median_rates({name: rates[(name, short)] for name in models}, "ours", "keras")
+        for kind, short in kinds.items()
+    }
 
 
 def labeling_speed(work_dir: str, overrides: dict, side: int, num_images: int, batch_size: int, rounds: int) -> dict:

@@ -79,44 +79,61 @@ def images_per_second(function, arguments, steps: int, batch_size: int) -> float
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def main(argv):
-    del argv
-    size = _MODEL.value.lower()
-    resolution = _RESOLUTION.value or build_model(f"efficientnet-{size}").input_shape[1]
-    keras.config.set_dtype_policy(_PRECISION.value)
-    ours = build_model(f"efficientnet-{size}", resolution=resolution)
-    theirs = keras_model(size, resolution)
-    images = tf.random.uniform((_BATCH.value, resolution, resolution, 3), 0, 255, seed=0)
-    labels = tf.random.uniform((_BATCH.value,), 0, 1000, dtype=tf.int32, seed=1)
-    steps = {"ours": make_steps(ours, _JIT.value), "keras": make_steps(theirs, _JIT.value)}
-    print(
-        f"efficientnet-{size} {resolution} px, batch {_BATCH.value}, {_PRECISION.value}, "
-        f"jit_compile={_JIT.value}, {os.cpu_count()} CPUs, tensorflow {tf.__version__}, keras {keras.__version__}",
-        flush=True,
-    )
+def alternating_rates(
+    models: dict[str, keras.Model], images, labels, kinds, *, jit_compile: bool, steps: int, rounds: int
+) -> dict[tuple[str, str], list[float]]:
+    """img/s of each model and kind ("train", "infer") in every round; rounds alternate the models' order.
+
+    Each model's compiled steps run twice untimed first (tracing, warm-up).
+    Progress goes to stdout, a line per warm-up and per round.
+    """
+    batch_size = int(images.shape[0])
+    functions = {name: make_steps(model, jit_compile) for name, model in models.items()}
 
     def measure(name: str, kind: str, steps_to_run: int) -> float:
-        train_step, predict_step = steps[name]
+        train_step, predict_step = functions[name]
         if kind == "train":
-            return images_per_second(train_step, (images, labels), steps_to_run, _BATCH.value)
-        return images_per_second(predict_step, (images,), steps_to_run, _BATCH.value)
+            return images_per_second(train_step, (images, labels), steps_to_run, batch_size)
+        return images_per_second(predict_step, (images,), steps_to_run, batch_size)
 
-    kinds = [kind for kind in ("train", "infer") if kind in _MODES.value]
-    for name in steps:  # trace and warm up, not timed
+    for name in functions:
         for kind in kinds:
             measure(name, kind, 2)
         print(f"warmed up {name}", flush=True)
-    rates = {(name, kind): [] for name in steps for kind in kinds}
-    for round_index in range(_ROUNDS.value):
-        order = list(steps) if round_index % 2 == 0 else list(reversed(steps))
+    rates = {(name, kind): [] for name in functions for kind in kinds}
+    for round_index in range(rounds):
+        order = list(functions) if round_index % 2 == 0 else list(reversed(functions))
         for name in order:
             for kind in kinds:
-                rates[(name, kind)].append(measure(name, kind, _STEPS.value))
+                rates[(name, kind)].append(measure(name, kind, steps))
         print(
             f"round {round_index + 1}: "
             + ", ".join(f"{name} {kind} {values[-1]:.1f} img/s" for (name, kind), values in rates.items()),
             flush=True,
         )
+    return rates
+
+
+def main(argv):
+    del argv
+    size = _MODEL.value.lower()
+    resolution = _RESOLUTION.value or build_model(f"efficientnet-{size}").input_shape[1]
+    keras.config.set_dtype_policy(_PRECISION.value)
+    models = {
+        "ours": build_model(f"efficientnet-{size}", resolution=resolution),
+        "keras": keras_model(size, resolution),
+    }
+    images = tf.random.uniform((_BATCH.value, resolution, resolution, 3), 0, 255, seed=0)
+    labels = tf.random.uniform((_BATCH.value,), 0, 1000, dtype=tf.int32, seed=1)
+    print(
+        f"efficientnet-{size} {resolution} px, batch {_BATCH.value}, {_PRECISION.value}, "
+        f"jit_compile={_JIT.value}, {os.cpu_count()} CPUs, tensorflow {tf.__version__}, keras {keras.__version__}",
+        flush=True,
+    )
+    kinds = [kind for kind in ("train", "infer") if kind in _MODES.value]
+    rates = alternating_rates(
+        models, images, labels, kinds, jit_compile=_JIT.value, steps=_STEPS.value, rounds=_ROUNDS.value
+    )
     for kind in kinds:
         ours_rate = statistics.median(rates[("ours", kind)])
         keras_rate = statistics.median(rates[("keras", kind)])
