@@ -34,8 +34,9 @@ def tiny_config(model_dir, **overrides) -> TrainConfig:
 
 # TensorFlow's CPU kernels split their work, and so their float sums, by the number of threads,
 # which follows the CPUs a process may use (tests/conftest.py confines background processes to
-# one). The session teacher and the killed copy of it (tests/faults/test_faults_kill.py) that
-# must reach its weights run with one thread each wherever they run.
+# one). The session teacher and every process of the fault suite (tests/faults/faultlib.py), among
+# them the killed copy of that teacher that must reach its weights, run with one thread each
+# wherever they run.
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 

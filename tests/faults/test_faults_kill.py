@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 from faultlib import TINY_FLAGS, assert_same_weights, cli, kill_when, latest_checkpoint_step, run, start
-from tiny_runs import ONE_THREAD, teacher_config
+from tiny_runs import teacher_config
 
 from efficientnet.data import records
 from efficientnet.model import export
@@ -97,19 +97,14 @@ def labeling_command(teacher, output_dir) -> list[str]:
     return cli("pseudolabel.run", *LABELING_FLAGS, f"--teacher={teacher}", f"--output_dir={output_dir}")
 
 
-# Every process of these scenarios runs with one TensorFlow thread (tiny_runs.ONE_THREAD), so
-# that a killed run and its uninterrupted reference sum their floats alike even when one of
-# them starts confined to one CPU and the other after tests/conftest.py frees every CPU.
-
-
 def run_counted(command):
     with PROCESSES:
-        return run(command, env=ONE_THREAD)
+        return run(command)
 
 
 def kill_counted(command, condition) -> None:
     with PROCESSES:
-        kill_when(start(command, ONE_THREAD), condition)
+        kill_when(start(command), condition)
 
 
 def training_killed_and_rerun(root, command_for, schedule: Schedule, straight=True) -> dict:
