@@ -17,7 +17,7 @@ IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
-def imagenet_normalization(name: str = "normalization") -> keras.layers.Layer:
+def imagenet_normalization(name: str = "normalization", dtype: str | None = None) -> keras.layers.Layer:
     """(x - mean) / std per channel, as one multiply-add with no weights.
 
     A weightless `Rescaling` keeps parameter counts equal to the published ones
@@ -26,6 +26,7 @@ def imagenet_normalization(name: str = "normalization") -> keras.layers.Layer:
     return keras.layers.Rescaling(
         scale=[1.0 / std for std in IMAGENET_STDDEV_RGB],
         offset=[-mean / std for mean, std in zip(IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, strict=True)],
+        dtype=dtype,
         name=name,
     )
 

@@ -295,11 +295,21 @@ class TrainingRun:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
     def export(self) -> dict[str, Any]:
-        """Evaluates the EMA weights on the eval split and exports them."""
+        """Evaluates the EMA weights on the eval split and exports them, in float32.
+
+        A run trained under a mixed policy exports a float32 copy (its
+        variables are float32 already), so an export loads and predicts the
+        same whatever precision trained it, on hardware without bfloat16 units
+        too, and its metrics are those of the model it holds.
+        """
         config, data = self.config, self.data
         export_dir = export.export_dir(config.model_dir)
         with self.ema.swapped():
-            predictor = Predictor(self.model, self.model_config.resolution)
+            model = self.model
+            if model.dtype_policy.name != "float32":
+                model = build_from_config(self.model_config, policy="float32")
+                model.set_weights(self.model.get_weights())
+            predictor = Predictor(model, self.model_config.resolution)
             metrics = evaluate(predictor, data.eval, data.eval_split, config.batch_size)
             metadata = {
                 "dataset": config.dataset,
@@ -310,7 +320,7 @@ class TrainingRun:
                 "role": "student" if config.unlabeled_dataset else "teacher",
             }
             class_names = list(data.train.class_names) if data.train.class_names else None
-            export.save_export(export_dir, self.model, self.model_config, class_names=class_names, extra=metadata)
+            export.save_export(export_dir, model, self.model_config, class_names=class_names, extra=metadata)
         logging.info("exported %s: %s", export_dir, _format_metrics(metrics))
         return metrics
 
