@@ -4,13 +4,16 @@
   python benchmarks/train_step.py --jit_compile         # both with XLA
   python benchmarks/train_step.py --jit_compile --modes=infer --rounds=5
   python benchmarks/train_step.py --model=b3 --precision=mixed_float16 --batch_size=64
+  python benchmarks/train_step.py --precision=mixed_bfloat16   # also ours in float32
 
 Both models get the same batch, resolution, precision and optimizer (RMSProp as
 in the reference recipe) and `weights=None`; each step is one compiled
 `tf.function` (forward, backward, update) so neither pays for Python in the
 step. Measurements alternate between the two models over several rounds and
 report medians, because absolute times on a shared machine drift; only the
-printed ratios ours/keras are meaningful.
+printed ratios ours/keras are meaningful. Under a mixed policy our model in
+float32 runs in the same rounds as well, and the ratio ours/ours-float32 says
+what the policy buys on this machine (docs/platform.md#bfloat16-on-cpu).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from efficientnet import build_model  # noqa: E402
+from efficientnet import build_from_config, build_model, model_config  # noqa: E402
 from efficientnet.util import cli  # noqa: E402
 
 # Flags only when run as a script: benchmarks/gpu.py imports the helpers below and has flags of its own.
@@ -123,6 +126,9 @@ def main(argv):
         "ours": build_model(f"efficientnet-{size}", resolution=resolution),
         "keras": keras_model(size, resolution),
     }
+    if _PRECISION.value != "float32":
+        config = model_config(f"efficientnet-{size}", resolution=resolution)
+        models["ours-float32"] = build_from_config(config, policy="float32")
     images = tf.random.uniform((_BATCH.value, resolution, resolution, 3), 0, 255, seed=0)
     labels = tf.random.uniform((_BATCH.value,), 0, 1000, dtype=tf.int32, seed=1)
     print(
@@ -140,6 +146,12 @@ def main(argv):
         label = "training step" if kind == "train" else "inference"
         ratio = ours_rate / keras_rate
         print(f"{label}: ours {ours_rate:.1f} img/s, keras {keras_rate:.1f} img/s, ratio ours/keras {ratio:.2f}")
+        if ("ours-float32", kind) in rates:
+            float32_rate = statistics.median(rates[("ours-float32", kind)])
+            print(
+                f"{label}: ours {_PRECISION.value} {ours_rate:.1f} img/s, ours float32 {float32_rate:.1f} img/s, "
+                f"ratio ours/ours-float32 {ours_rate / float32_rate:.2f}"
+            )
 
 
 if __name__ == "__main__":

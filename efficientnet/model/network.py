@@ -38,7 +38,7 @@ def layer_dtypes(policy: str | None = None) -> tuple[str, str]:
     only the convolutions (stem, expansion, projection, head and squeeze-excite
     1x1s) compute in bfloat16: oneDNN runs them on the AMX/AVX512-BF16 units,
     whereas TensorFlow's bfloat16 depthwise-convolution gradients and the
-    sigmoid in swish's gradient run 4-5x slower than in float32 there, and the
+    sigmoid in swish's gradient run about 4x slower than in float32 there, and the
     other element-wise kernels gain nothing (docs/platform.md#bfloat16-on-cpu).
     Every other layer then computes in float32 (its variables are float32
     under any mixed policy anyway). TPUs and GPUs keep the whole policy, as the

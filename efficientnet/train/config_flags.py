@@ -58,7 +58,8 @@ HELP = {
     "tpu": "TPU name or address (implies --strategy=tpu under auto).",
     "sync_batch_norm": "Batch norm with the statistics of the global batch, summed across replicas "
     "(default: each replica's own slice, as Keras); no effect with one replica.",
-    "precision": "float32, bfloat16 (TPU) or mixed_float16 (GPU); logits stay float32.",
+    "precision": "float32, bfloat16 (TPU; on a CPU only the convolutions) or mixed_float16 (GPU); "
+    "logits and exports stay float32.",
     "init_from": "keras (Keras ImageNet weights, needs network) or the path of one of our exports.",
     "checkpoint_every_steps": "Checkpoint interval in steps.",
     "log_every_steps": "Progress-line interval in steps.",
