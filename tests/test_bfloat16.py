@@ -30,6 +30,7 @@ def _is_convolution(layer) -> bool:
     return type(layer) is keras.layers.Conv2D  # DepthwiseConv2D is a subclass, and stays float32
 
 
+@pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="GPUs keep the whole bfloat16 policy")
 def test_on_cpu_only_the_convolutions_compute_in_bfloat16():
     model = build_from_config(TINY_CONFIG, policy="mixed_bfloat16")
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
