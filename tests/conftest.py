@@ -24,8 +24,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from tiny_runs import ONE_THREAD
 
 ROOT = Path(__file__).resolve().parents[1]
+# One TensorFlow thread per process, for this process and every process the tests start (they
+# inherit os.environ), set before anything starts TensorFlow: a run's numbers then do not depend
+# on how many CPUs it found (tiny_runs.py), and the suite runs about two things at once on two
+# cores, where larger thread pools would only spin away CPU time waiting for each other.
+os.environ.update(ONE_THREAD)
 TEACHER_FIXTURES = {"teacher", "teacher_run"}
 
 
@@ -101,11 +107,11 @@ class _Background:
 
 def _train_teacher(model_dir: Path) -> Path:
     """The suite's one tiny digits teacher (`tiny_runs.teacher_config`), as a `teacher.train` process."""
-    from tiny_runs import ONE_THREAD, teacher_config
+    from tiny_runs import teacher_config
 
     config_file = model_dir.parent / f"{model_dir.name}.json"
     config_file.write_text(json.dumps(teacher_config(model_dir).to_dict()))
-    env = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"} | ONE_THREAD
+    env = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "teacher.train", f"--config={config_file}", f"--model_dir={model_dir}"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:

@@ -33,10 +33,11 @@ def tiny_config(model_dir, **overrides) -> TrainConfig:
 
 
 # TensorFlow's CPU kernels split their work, and so their float sums, by the number of threads,
-# which follows the CPUs a process may use (tests/conftest.py confines background processes to
-# one). The session teacher and every process of the fault suite (tests/faults/faultlib.py), among
-# them the killed copy of that teacher that must reach its weights, run with one thread each
-# wherever they run.
+# which by default follows the CPUs a process may use (tests/conftest.py confines background
+# processes to one, then frees both). So every TensorFlow of the session, in the pytest process
+# and in every process it starts, runs with one thread: conftest.py puts this in the environment
+# before anything starts TensorFlow, and a killed run then reaches the weights of the run it is
+# compared with wherever each of them ran.
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 

@@ -21,13 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_runs import ONE_THREAD
 
 ROOT = Path(__file__).resolve().parents[2]
-# One TensorFlow thread per process (tiny_runs.ONE_THREAD): these processes run in the background,
-# one CPU each until tests/conftest.py frees both, and a run and the reference it is compared with
-# sum their floats alike whichever side of that moment they start on.
-ENV = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"} | ONE_THREAD
+# One TensorFlow thread per process comes with os.environ (tiny_runs.ONE_THREAD, set by conftest.py).
+ENV = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 TINY_FLAGS = ["--width=0.25", "--depth=0.25", "--resolution=32", "--small_images"]
 
 
