@@ -33,12 +33,23 @@ from pseudolabel.read import FAILED
 from pseudolabel.targets import soft_probabilities
 
 
-class _WorkerTeacher:
+class WorkerTeacher:
     """What the DoFn instances of one worker process share: the teacher and one progress line."""
 
     def __init__(self, path: str, total_images: int | None):
         self.predictor = Predictor.from_export(path)
         self.progress = ProgressLine("labeling", total_images)
+
+    @classmethod
+    def acquire(cls, shared_handle: shared.Shared, path: str, total_images: int | None) -> WorkerTeacher:
+        """This process's teacher of `shared_handle`, loaded on first use.
+
+        On the local runner the launcher is the only worker: it acquires the
+        teacher before the job starts (its checks need the export anyway) and
+        holds it while the job runs, so the DoFn finds it loaded instead of
+        loading and freezing the model a second time.
+        """
+        return shared_handle.acquire(lambda: cls(path, total_images), tag=path)
 
 
 class LabelBatchFn(beam.DoFn):
@@ -64,11 +75,10 @@ class LabelBatchFn(beam.DoFn):
         self._total_images = total_images
         self._labeled = Metrics.counter("pseudolabel", "images_labeled")
         self._failed = Metrics.counter("pseudolabel", "images_failed")
-        self._worker: _WorkerTeacher | None = None
+        self._worker: WorkerTeacher | None = None
 
     def setup(self):
-        path, total = self._teacher_path, self._total_images
-        self._worker = self._shared_handle.acquire(lambda: _WorkerTeacher(path, total), tag=path)
+        self._worker = WorkerTeacher.acquire(self._shared_handle, self._teacher_path, self._total_images)
 
     def process(self, batch):
         teacher = self._worker.predictor

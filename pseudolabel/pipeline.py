@@ -47,7 +47,7 @@ from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
 from pseudolabel import balance, commit, launch, outputs, stats, targets
-from pseudolabel.inference import LabelBatchFn
+from pseudolabel.inference import LabelBatchFn, WorkerTeacher
 from pseudolabel.read import FAILED, ReadImages
 
 DEFAULT_BATCH_SIZE = 64
@@ -95,6 +95,11 @@ class _Job:
     source: Any  # efficientnet.data.source.Source
     settings: dict[str, Any]
     truth: dict[str, int] | None
+    teachers: shared.Shared  # each worker process's teacher (inference.WorkerTeacher)
+    total_images: int | None  # the corpus size where this process labels all of it, for the ETA
+    # The teacher of this process, loaded by `_prepare` when this process labels everything:
+    # held here while the job runs, so that the labeling DoFn gets it instead of loading it again.
+    local_teacher: WorkerTeacher | None
 
     def build(self, pipeline: beam.Pipeline, work_dir: str) -> None:
         build_pipeline(
@@ -104,10 +109,8 @@ class _Job:
             settings=self.settings,
             truth=self.truth,
             num_read_shards=self.source.num_shards(self.config.split),
-            # The progress line's total, where one process labels everything (inference.py).
-            total_images=self.source.num_examples(self.config.split)
-            if launch.labels_in_this_process(pipeline)
-            else None,
+            teachers=self.teachers,
+            total_images=self.total_images,
         )
 
 
@@ -120,7 +123,7 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     if launch.is_dry_run(pipeline_args):
         raise ValueError("--dry_run=True builds the job without running it: call dry_run_labeling")
     pipeline = launch.new_pipeline(pipeline_args)
-    job = _prepare(config)
+    job = _prepare(config, pipeline)
     fileio.check_writable_dir(os.path.dirname(config.output_dir.rstrip("/")) or ".", "the parent of --output_dir")
     for leftover in commit.discard_leftovers(config.output_dir):
         logging.warning("removed the leftovers of an interrupted run: %s", leftover)
@@ -144,11 +147,11 @@ def dry_run_labeling(config: LabelingConfig, pipeline_args: list[str]) -> launch
     if not launch.is_dry_run(pipeline_args):
         raise ValueError("dry_run_labeling needs --runner=DataflowRunner --dry_run=True")
     pipeline = launch.new_pipeline(pipeline_args)
-    _prepare(config).build(pipeline, commit.temporary_dir(config.output_dir))
+    _prepare(config, pipeline).build(pipeline, commit.temporary_dir(config.output_dir))
     return launch.dry_run(pipeline, config.output_dir)
 
 
-def _prepare(config: LabelingConfig) -> _Job:
+def _prepare(config: LabelingConfig, pipeline: beam.Pipeline) -> _Job:
     """Every check that needs no writing: settings, the corpus, the teacher, the output."""
     config.validate()
     # Opened here so that a missing or empty corpus or a wrong split fails in
@@ -160,7 +163,14 @@ def _prepare(config: LabelingConfig) -> _Job:
     teacher_dir = export.resolve_export_dir(config.teacher)
     # Loaded once here, in the launcher, so that a teacher safe mode refuses
     # (or a truncated file) is a one-line error before any worker starts.
-    _, metadata = export.load_export(teacher_dir)
+    # Where this process is the job's only worker, that load is the labeling's own.
+    teachers, local_teacher, total_images = shared.Shared(), None, None
+    if launch.labels_in_this_process(pipeline):
+        total_images = source.num_examples(config.split)
+        local_teacher = WorkerTeacher.acquire(teachers, teacher_dir, total_images)
+        metadata = local_teacher.predictor.metadata
+    else:
+        _, metadata = export.load_export(teacher_dir)
     commit.check_replaceable(config.output_dir)
     truth = digits_withheld_labels() if config.input == "digits" and config.split == "unlabeled" else None
     settings = {
@@ -175,7 +185,7 @@ def _prepare(config: LabelingConfig) -> _Job:
         "label_type": config.label_type,
         "temperature": config.temperature,
     }
-    return _Job(config, source, settings, truth)
+    return _Job(config, source, settings, truth, teachers, total_images, local_teacher)
 
 
 def build_pipeline(
@@ -186,11 +196,13 @@ def build_pipeline(
     settings: dict[str, Any],
     truth: dict[str, int] | None,
     num_read_shards: int,
+    teachers: shared.Shared,
     total_images: int | None = None,
 ) -> None:
     """Adds the labeling job to `pipeline`, writing into `work_dir`; the
-    corpus is read in `num_read_shards` parallel parts. `total_images`, when
-    given, is its size, for the ETA of the labeling progress line."""
+    corpus is read in `num_read_shards` parallel parts, and each worker process
+    labels with its teacher of `teachers`. `total_images`, when given, is the
+    corpus size, for the ETA of the labeling progress line."""
     num_classes = settings["num_classes"]
     threshold = config.confidence_threshold
 
@@ -199,9 +211,9 @@ def build_pipeline(
         images
         | "Batch" >> beam.BatchElements(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
         | "Label"
-        >> beam.ParDo(
-            LabelBatchFn(settings["teacher"], config.temperature, shared.Shared(), total_images)
-        ).with_outputs(FAILED, main="labeled")
+        >> beam.ParDo(LabelBatchFn(settings["teacher"], config.temperature, teachers, total_images)).with_outputs(
+            FAILED, main="labeled"
+        )
     )
     failures = labeled[FAILED]
     predictions = labeled.labeled | "Predictions" >> beam.Map(_prediction)

@@ -58,9 +58,9 @@ def test_bfloat16_model_computes_the_float32_function_to_bfloat16_precision():
     assert not np.array_equal(logits, expected)  # the convolutions did run in bfloat16
 
 
-@pytest.mark.slow  # a real training run, 20 steps
+@pytest.mark.slow  # a real training run, 5 steps
 def test_tiny_bfloat16_run_exports_a_float32_model_that_reproduces_its_metrics(tmp_path, keep_global_policy):
-    config = tiny_config(tmp_path / "run", precision="bfloat16", train_steps=20, checkpoint_every_steps=20)
+    config = tiny_config(tmp_path / "run", precision="bfloat16", train_steps=5, checkpoint_every_steps=5)
     metrics = train(config)
     assert metrics["num_examples"] == 500
     model, metadata = export.load_export(str(tmp_path / "run"))
