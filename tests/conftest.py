@@ -124,7 +124,10 @@ def _train_teacher(model_dir: Path) -> Path:
 # A test module that defines `BACKGROUND_SCENARIO(work_dir) -> outcome` has it started when the
 # session starts, if one of its selected tests uses the `background_outcome` fixture. A scenario
 # that takes a second parameter, `teacher`, gets a function that waits for the session teacher
-# and returns its export directory.
+# and returns its export directory. A module whose scenario keeps several processes running at
+# once says how many in `BACKGROUND_PROCESSES` (default 1): scenarios start, and so take the slot,
+# in increasing order of it, so that those able to use both CPUs run last, when the other tests
+# are done and the CPUs are free, instead of one lone process ending the session on one CPU.
 
 
 def _scenario_modules(items) -> dict:
@@ -166,7 +169,7 @@ def _background(request, tmp_path_factory):
 
     scheduling = _Scheduling()
     started = {"teacher": teacher, "scheduling": scheduling}
-    for name, module in scenarios.items():
+    for name, module in sorted(scenarios.items(), key=lambda entry: getattr(entry[1], "BACKGROUND_PROCESSES", 1)):
         scenario, work_dir = module.BACKGROUND_SCENARIO, tmp_path_factory.mktemp(name)
         args = (work_dir, teacher_export) if _wants_teacher(scenario) else (work_dir,)
         started[name] = _Background(scenario, *args, scheduling=scheduling)

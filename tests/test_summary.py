@@ -1,14 +1,11 @@
-"""`python -m efficientnet.model.summary` as a user runs it, in real processes.
+"""`python -m efficientnet.model.summary` as a user runs it, in a real process.
 
-The error case runs as its own `python -m` process; the two summaries share one
-process (tests/cli_driver.py), started at the same time: each start is mostly
-Python and TensorFlow importing.
+The three command lines share one process (tests/cli_driver.py): each start is
+mostly Python and TensorFlow importing. tests/test_console.py starts the CLI as
+a fresh `python -m` process of its own.
 """
 
 import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,28 +19,15 @@ ENV = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp("summary")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        fresh = pool.submit(
-            subprocess.run,
-            [sys.executable, "-m", MODULE, "--model=efficientnet-b9"],
-            cwd=ROOT,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        shared = pool.submit(
-            run_in_one_process,
-            MODULE,
-            [["--model=efficientnet-b3"], ["--model=efficientnet-b0"]],
-            work_dir,
-            cwd=ROOT,
-            env=ENV,
-            timeout=300,
-        )
-        b3, b0 = shared.result()
-        return {"b3": b3, "b0": b0, "b9": fresh.result()}
+    b3, b0, b9 = run_in_one_process(
+        MODULE,
+        [["--model=efficientnet-b3"], ["--model=efficientnet-b0"], ["--model=efficientnet-b9"]],
+        tmp_path_factory.mktemp("summary"),
+        cwd=ROOT,
+        env=ENV,
+        timeout=300,
+    )
+    return {"b3": b3, "b0": b0, "b9": b9}
 
 
 def test_summary_of_b3(results):

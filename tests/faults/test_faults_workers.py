@@ -102,6 +102,7 @@ def workers_scenario(root: Path) -> dict:
 
 
 BACKGROUND_SCENARIO = workers_scenario
+BACKGROUND_PROCESSES = 3  # the two-replica process beside the two workers
 
 
 @pytest.fixture
