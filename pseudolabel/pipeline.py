@@ -206,7 +206,10 @@ def build_pipeline(
     num_classes = settings["num_classes"]
     threshold = config.confidence_threshold
 
-    images = pipeline | "Read" >> ReadImages(config.input, config.split, config.data_dir, num_read_shards)
+    # One process labelling everything (total_images known) has no workers to spread images to.
+    images = pipeline | "Read" >> ReadImages(
+        config.input, config.split, config.data_dir, num_read_shards, spread=total_images is None
+    )
     labeled = (
         images
         | "Batch" >> beam.BatchElements(min_batch_size=config.batch_size, max_batch_size=config.batch_size)

@@ -36,18 +36,24 @@ class _ReadShardFn(beam.DoFn):
 
 
 class ReadImages(beam.PTransform):
-    """`(id, encoded bytes)` of every image of `spec`, read in parallel shards."""
+    """`(id, encoded bytes)` of every image of `spec`, read in parallel shards.
 
-    def __init__(self, spec: str, split: str | None, data_dir: str | None, num_shards: int):
+    With `spread`, a shard's images are reshuffled so that every worker labels
+    some, not just the one that read the shard. Where one process runs the
+    whole job there is nobody to spread them to, and the reshuffle would only
+    serialize and regroup every image's bytes.
+    """
+
+    def __init__(self, spec: str, split: str | None, data_dir: str | None, num_shards: int, *, spread: bool = True):
         super().__init__()
         self._spec, self._split, self._data_dir, self._num_shards = spec, split, data_dir, num_shards
+        self._spread = spread
 
     def expand(self, pipeline):
-        return (
+        images = (
             pipeline
             | "Shards" >> beam.Create(list(range(self._num_shards)))
             | "SpreadShards" >> beam.Reshuffle()
             | "ReadShards" >> beam.ParDo(_ReadShardFn(self._spec, self._split, self._data_dir, self._num_shards))
-            # A shard's images go to every worker for inference, not just the reader's.
-            | "SpreadImages" >> beam.Reshuffle()
         )
+        return images | "SpreadImages" >> beam.Reshuffle() if self._spread else images
