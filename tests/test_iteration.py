@@ -1,5 +1,5 @@
 """Iteration configs, the rounds manifest and run_iteration.sh arguments (the killed-and-resumed
-miniature of the whole loop is in tests/faults/test_faults_kill.py)."""
+miniature of the whole loop is in tests/faults/test_faults_iteration.py)."""
 
 import json
 import subprocess

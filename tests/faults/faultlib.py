@@ -5,11 +5,14 @@ in a fresh process, so that exit codes, stderr and files on disk are the
 user's, not an in-process approximation. Where one CLI has several bad-input
 cases, all but one share a process (tests/cli_driver.py): each still runs the
 module's own entry block with its own exit status and stderr, without paying
-for another Python and TensorFlow start.
+for another Python and TensorFlow start. A training run killed mid-way and
+rerun (`training_killed_and_rerun`) must end where an uninterrupted run of the
+same command ended (`assert_resumed_like`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -22,6 +25,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from efficientnet.model import export
+
 ROOT = Path(__file__).resolve().parents[2]
 # One TensorFlow thread per process comes with os.environ (tiny_runs.ONE_THREAD, set by conftest.py).
 ENV = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -32,16 +37,18 @@ def cli(module: str, *flags: str) -> list[str]:
     return [sys.executable, "-m", module, *flags]
 
 
-def run(command: list[str], timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(
+    command: list[str], timeout: float = 300, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     """Runs `command` to its end; `env` adds to the suite's environment (e.g. a worker's TF_CONFIG)."""
-    return subprocess.run(command, cwd=ROOT, env=ENV | (env or {}), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=cwd, env=ENV | (env or {}), capture_output=True, text=True, timeout=timeout)
 
 
-def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(command: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen:
     """Starts `command` in its own process group, so a kill takes its children too."""
     return subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=ENV | (env or {}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -94,3 +101,43 @@ def latest_checkpoint_step(model_dir: Path) -> int:
 def assert_same_weights(first, second, atol: float = 1e-4) -> None:
     for a, b in zip(first.weights, second.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=atol, err_msg=a.path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A training run's length, its checkpoint (and log) interval, and the checkpoint after which it is killed."""
+
+    steps: int
+    every: int
+    kill_after: int
+
+
+def training_killed_and_rerun(model_dir: Path, command: list[str], schedule: Schedule) -> dict:
+    """Kills `command`, a training run into `model_dir`, after checkpoint `schedule.kill_after`, then reruns it.
+
+    Returns what it saw, for `assert_resumed_like`.
+    """
+    kill_when(start(command), lambda: latest_checkpoint_step(model_dir) >= schedule.kill_after)
+    seen = {"export after the kill": (model_dir / "export").exists(), "last": latest_checkpoint_step(model_dir)}
+    return seen | {"resumed": run(command), "killed": model_dir, "schedule": schedule}
+
+
+def assert_resumed_like(seen: dict, uninterrupted: Path) -> None:
+    """The rerun resumed from the kill's last checkpoint, not from the start, and ended with the
+    step count, accuracy and weights of the uninterrupted run in `uninterrupted`."""
+    killed, schedule = seen["killed"], seen["schedule"]
+    steps, every = schedule.steps, schedule.every
+    assert not seen["export after the kill"]
+    last = seen["last"]
+    assert schedule.kill_after <= last < steps
+
+    resumed = seen["resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert f"resumed from {killed}/checkpoints/ckpt-{last} at step {last}" in resumed.stderr
+    assert f"step {last + every}/{steps}" in resumed.stderr and f"step {every}/{steps}" not in resumed.stderr
+
+    resumed_model, resumed_meta = export.load_export(str(killed))
+    straight_model, straight_meta = export.load_export(str(uninterrupted))
+    assert resumed_meta["steps"] == straight_meta["steps"] == steps
+    assert resumed_meta["metrics"]["top1"] == pytest.approx(straight_meta["metrics"]["top1"], abs=0.01)
+    assert_same_weights(resumed_model, straight_model)
