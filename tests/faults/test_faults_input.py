@@ -324,6 +324,7 @@ def bad_input_scenario(work_dir: Path, teacher) -> dict:
 
 
 BACKGROUND_SCENARIO = bad_input_scenario
+BACKGROUND_PROCESSES = 2  # batches run two at a time
 
 
 @pytest.fixture
