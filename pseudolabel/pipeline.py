@@ -111,6 +111,7 @@ class _Job:
             num_read_shards=self.source.num_shards(self.config.split),
             teachers=self.teachers,
             total_images=self.total_images,
+            spread_images=self.local_teacher is None,  # one process labelling everything has nobody to spread to
         )
 
 
@@ -198,17 +199,18 @@ def build_pipeline(
     num_read_shards: int,
     teachers: shared.Shared,
     total_images: int | None = None,
+    spread_images: bool = True,
 ) -> None:
     """Adds the labeling job to `pipeline`, writing into `work_dir`; the
-    corpus is read in `num_read_shards` parallel parts, and each worker process
+    corpus is read in `num_read_shards` parallel parts (its images spread over
+    the workers with `spread_images`, `read.ReadImages`), and each worker process
     labels with its teacher of `teachers`. `total_images`, when given, is the
     corpus size, for the ETA of the labeling progress line."""
     num_classes = settings["num_classes"]
     threshold = config.confidence_threshold
 
-    # One process labelling everything (total_images known) has no workers to spread images to.
     images = pipeline | "Read" >> ReadImages(
-        config.input, config.split, config.data_dir, num_read_shards, spread=total_images is None
+        config.input, config.split, config.data_dir, num_read_shards, spread=spread_images
     )
     labeled = (
         images
