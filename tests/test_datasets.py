@@ -1,15 +1,14 @@
 """Every dataset source, offline: digits, mock TFDS, TFRecords and folders made here."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from sklearn.datasets import load_digits
-
 from efficientnet.data.datasets import open_source
-from efficientnet.data.digits import digits_split_indices, digits_withheld_labels
+from efficientnet.data.digits import DIGITS_FILE, digits_split_indices, digits_withheld_labels, load_digits
 from efficientnet.data.folder_source import glob_regex
 from efficientnet.data.source import EVAL, TRAIN, UNKNOWN_LABEL, EmptySourceError
 from efficientnet.util.registry import UnknownNameError
@@ -58,6 +57,19 @@ def write_records(path, records):
 # ----------------------------------------------------------------- digits
 
 
+def test_the_shipped_digits_are_scikit_learns_copy_of_the_uci_test_set():
+    # The checksum of sklearn/datasets/data/digits.csv.gz in scikit-learn 1.9.1,
+    # as digits.NOTICE.txt states: same images, same order as its load_digits().
+    assert hashlib.sha256(DIGITS_FILE.read_bytes()).hexdigest() == (
+        "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
+    )
+    images, labels = load_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8 and images.max() == 16
+    assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    assert labels[:4].tolist() == [0, 1, 2, 3]
+    assert images[0, 0].tolist() == [0, 0, 5, 13, 9, 1, 0, 0]
+
+
 def test_digits_protocol_split_sizes_and_disjointness():
     splits = digits_split_indices()
     assert {name: len(indices) for name, indices in splits.items()} == {
@@ -68,7 +80,7 @@ def test_digits_protocol_split_sizes_and_disjointness():
     }
     union = np.concatenate(list(splits.values()))
     assert len(set(union.tolist())) == 1797
-    labels = load_digits().target
+    _, labels = load_digits()
     assert np.bincount(labels[splits["train"]]).tolist() == [15] * 10
     # The split is fixed: these are the first test and unlabeled indices for seed 0.
     assert splits["test"][:4].tolist() == [360, 1773, 1482, 600]
@@ -85,12 +97,13 @@ def test_digits_examples_and_withheld_labels():
     assert first["id"] == b"digits/861"
     assert first["image"].shape == (8, 8, 3) and first["image"].dtype == np.uint8
     # 4-bit intensities 0..16 scaled to 0..255, grey replicated to RGB.
-    expected = np.rint(load_digits().images[861] * 255 / 16).astype(np.uint8)
+    images, labels = load_digits()
+    expected = np.rint(images[861] * (255 / 16)).astype(np.uint8)
     np.testing.assert_array_equal(first["image"][..., 1], expected)
     withheld = digits_withheld_labels()
-    assert len(withheld) == 947 and withheld["digits/861"] == load_digits().target[861]
+    assert len(withheld) == 947 and withheld["digits/861"] == labels[861]
     test = collect(source.examples("test"))
-    assert [int(example["label"]) for example in test[:3]] == load_digits().target[[360, 1773, 1482]].tolist()
+    assert [int(example["label"]) for example in test[:3]] == labels[[360, 1773, 1482]].tolist()
 
 
 def test_digits_rejects_unknown_split():

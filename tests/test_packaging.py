@@ -167,12 +167,18 @@ def test_the_wheel_installs_and_runs_outside_the_repository(tmp_path):
     )
     assert summary.returncode == 0, summary.stderr
     assert re.search(r"^parameters +5,288,548 trainable", summary.stdout, flags=re.MULTILINE)
-    where = subprocess.run(  # the installed copy, not one the venv may also hold
-        [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('pseudolabel.run').origin)"],
+    # The installed copy, not one the venv may also hold, with its package data.
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.util as u; print(u.find_spec('pseudolabel.run').origin); "
+            "from efficientnet.data.digits import load_digits; print(len(load_digits()[1]))",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    assert where.stdout.strip() == str(target / "pseudolabel" / "run.py")
+    assert where.stdout.split() == [str(target / "pseudolabel" / "run.py"), "1797"]

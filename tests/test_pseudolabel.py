@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
-from sklearn.datasets import load_digits
 
 from efficientnet.data import records
 from efficientnet.data.datasets import open_source
+from efficientnet.data.digits import load_digits
 from efficientnet.data.input_pipeline import train_dataset
 from efficientnet.model.inference import Predictor
 from pseudolabel import balance, commit, outputs, stats, targets
@@ -251,8 +251,8 @@ def test_output_dir_that_is_not_ours_is_not_replaced(tmp_path):
 
 
 def digit_pngs(count, offset=0):
-    """Real 8x8 digits (scikit-learn) as RGB PNG bytes."""
-    images = load_digits().images[offset : offset + count]
+    """Real 8x8 digits as RGB PNG bytes."""
+    images = load_digits()[0][offset : offset + count]
     gray = np.rint(images * (255 / 16)).astype(np.uint8)
     return [tf.io.encode_png(np.repeat(image[..., None], 3, axis=-1)).numpy() for image in gray]
 

@@ -1,6 +1,6 @@
 """Dataset specs: one string picks the data, for every tool.
 
-  digits                         scikit-learn's bundled handwritten digits (offline)
+  digits                         the UCI handwritten digits, shipped in the package (offline)
   tfds:NAME[/CONFIG][:VERSION]   a TFDS dataset, e.g. tfds:imagenet2012, tfds:cifar10
   tfrecord:GLOB                  ImageNet-format or pseudo-label TFRecords
   folder:PATH                    one subfolder per class holding image files (labeled),

@@ -1,4 +1,10 @@
-"""`digits`: scikit-learn's bundled handwritten digits, the offline default dataset.
+"""`digits`: the UCI handwritten digits, shipped in the package, the offline default dataset.
+
+The 1,797 8x8 images come as `digits.csv.gz` beside this module (origin and
+licence in `digits.NOTICE.txt`): the same file, in the same order, as
+scikit-learn's `load_digits()`. They are read with numpy rather than through
+scikit-learn, because Keras imports scikit-learn whenever it is installed,
+which costs every TensorFlow process of the pipeline more than a second.
 
 The digits protocol (docs/noisy_student.md#the-digits-protocol, README): a
 fixed permutation with seed 0; the first 500 images are the test split; of
@@ -9,6 +15,9 @@ and the other 947 are unlabeled.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,14 +27,22 @@ DIGITS_SEED = 0
 DIGITS_TEST_SIZE = 500
 DIGITS_LABELED_PER_CLASS = 15
 DIGITS_VALIDATION_SIZE = 200
-DIGITS_MAX_PIXEL = 16  # sklearn's digits are 4-bit intensities 0..16
+DIGITS_MAX_PIXEL = 16  # the digits are 4-bit intensities 0..16
+DIGITS_FILE = Path(__file__).with_name("digits.csv.gz")
+
+
+@functools.cache
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """All 1,797 digits: 8x8 uint8 images with intensities 0..16, and their labels 0..9."""
+    table = np.loadtxt(DIGITS_FILE, delimiter=",", dtype=np.uint8)
+    images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False  # shared by every caller
+    return images, labels
 
 
 def digits_split_indices() -> dict[str, np.ndarray]:
-    """Indices into `sklearn.datasets.load_digits()` for each digits split."""
-    from sklearn.datasets import load_digits
-
-    labels = load_digits().target
+    """Indices into `load_digits()` for each digits split."""
+    _, labels = load_digits()
     order = np.random.default_rng(DIGITS_SEED).permutation(len(labels))
     test, rest = order[:DIGITS_TEST_SIZE], order[DIGITS_TEST_SIZE:]
     labeled_mask = np.zeros(len(rest), bool)
@@ -46,9 +63,7 @@ def digits_withheld_labels() -> dict[str, int]:
     Only for measuring pseudo-label accuracy: training code reads the unlabeled
     split through `DigitsSource`, which yields label -1.
     """
-    from sklearn.datasets import load_digits
-
-    labels = load_digits().target
+    _, labels = load_digits()
     return {_digits_id(i): int(labels[i]) for i in digits_split_indices()["unlabeled"]}
 
 
@@ -58,7 +73,7 @@ def _digits_id(index: int) -> str:
 
 @SOURCES.register("digits")
 class DigitsSource(Source):
-    """scikit-learn's 1,797 real 8x8 handwritten digits (UCI), bundled offline."""
+    """The 1,797 real 8x8 handwritten digits of UCI, shipped with the package."""
 
     num_classes = 10
     class_names = tuple(str(digit) for digit in range(10))
@@ -68,12 +83,9 @@ class DigitsSource(Source):
         super().__init__()
         if argument:
             raise ValueError(f"the digits source takes no argument, got 'digits:{argument}'")
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        gray = np.rint(digits.images * (255 / DIGITS_MAX_PIXEL)).astype(np.uint8)
+        images, self._labels = load_digits()
+        gray = np.rint(images * (255 / DIGITS_MAX_PIXEL)).astype(np.uint8)
         self._images = np.repeat(gray[..., None], 3, axis=-1)
-        self._labels = digits.target.astype(np.int64)
         self._splits = digits_split_indices()
 
     def default_split(self, purpose: str) -> str:
