@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
 from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import DIGITS_FILE, digits_split_indices, digits_withheld_labels, load_digits
 from efficientnet.data.folder_source import glob_regex
