@@ -2,7 +2,7 @@
 # Noisy Student iterations: round 0 trains the teacher; round k labels the
 # unlabeled data with round k-1's model and trains student k; then report.md.
 #
-#   ./run_iteration.sh --round 2 [--work_dir DIR] [--dataset SPEC] [--config FILE] [--seed N] [--verbosity N]
+#   ./run_iteration.sh --round 2 [--work_dir DIR] [--dataset SPEC] [--config FILE] [--seed N] [--verbosity N] [--oracle]
 #   ./run_iteration.sh --round 1 --labeled SPEC --unlabeled SPEC [--validation SPEC] [--test SPEC] [--config FILE]
 #
 # Defaults: the embedded digits data, configs/digits.json, runs/digits; with
@@ -15,7 +15,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")"
 
 usage() {
-  echo "usage: $0 --round N [--work_dir DIR] [--config FILE] [--seed N] [--verbosity N]" >&2
+  echo "usage: $0 --round N [--work_dir DIR] [--config FILE] [--seed N] [--verbosity N] [--oracle]" >&2
   echo "         [--dataset SPEC | --labeled SPEC --unlabeled SPEC [--validation SPEC] [--test SPEC]]" >&2
   exit 2
 }
@@ -31,6 +31,10 @@ absolute_spec() {
 args=()
 while [[ $# -gt 0 ]]; do
   [[ "$1" == -h || "$1" == --help ]] && usage
+  # The one switch: also train the oracle bound (the unlabeled data's true labels).
+  if [[ "$1" == --oracle ]]; then
+    args+=("--oracle"); shift; continue
+  fi
   name=${1%%=*}
   case "$name" in
     --round|--seed|--verbosity|--work_dir|--config|--dataset|--labeled|--unlabeled|--validation|--test) ;;

@@ -15,7 +15,8 @@ from collections import defaultdict
 from absl import flags
 
 from efficientnet.util import cli, fileio
-from pipelines.report import REPORT_FILE
+from pipelines.manifest import ORACLE, STUDENT, TEACHER
+from pipelines.report import REPORT_FILE, gap_closed
 
 FLAGS = flags.FLAGS
 
@@ -36,6 +37,35 @@ def summarize(work_dirs: list[str]) -> list[dict]:
     return rows
 
 
+def summarize_gaps(work_dirs: list[str], split: str = "test") -> list[dict]:
+    """Per round, mean and std over runs of the share of the teacher→oracle gap the student closed.
+
+    Computed run by run (each run's own teacher and oracle), from the runs that
+    have an oracle row; a run whose oracle is not above its teacher is left out.
+    """
+    closed: dict[int, list[float]] = defaultdict(list)
+    for work_dir in work_dirs:
+        rows = fileio.read_json(os.path.join(work_dir, REPORT_FILE))["models"]
+        by_key = {(row["round"], row["role"]): row[split] for row in rows}
+        if (0, TEACHER) not in by_key or (1, ORACLE) not in by_key:
+            continue
+        for (round_index, role), accuracy in by_key.items():
+            if role == STUDENT:
+                share = gap_closed(accuracy, by_key[(0, TEACHER)], by_key[(1, ORACLE)])
+                if share is not None:
+                    closed[round_index].append(share)
+    return [
+        {"round": k, "runs": len(v), "mean": statistics.fmean(v), "std": statistics.pstdev(v), "values": v}
+        for k, v in sorted(closed.items())
+    ]
+
+
+def gaps_to_markdown(rows: list[dict], split: str = "test") -> str:
+    lines = [f"| round | runs | share of the teacher→oracle gap closed ({split}), mean ± std |", "|---|---|---|"]
+    lines += [f"| {row['round']} | {row['runs']} | {row['mean']:.2f} ± {row['std']:.2f} |" for row in rows]
+    return "\n".join(lines)
+
+
 def to_markdown(rows: list[dict]) -> str:
     lines = ["| round | model | runs | validation mean ± std | test mean ± std |", "|---|---|---|---|---|"]
     for row in rows:
@@ -48,6 +78,10 @@ def main(argv):
     if len(argv) < 2:
         raise ValueError(f"give one or more work directories holding {REPORT_FILE}")
     print(to_markdown(summarize(argv[1:])))
+    gaps = summarize_gaps(argv[1:])
+    if gaps:
+        print()
+        print(gaps_to_markdown(gaps))
 
 
 if __name__ == "__main__":

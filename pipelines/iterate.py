@@ -21,6 +21,12 @@ present, is skipped, so an interrupted run resumes where it stopped; steps that
 were cut off resume from their own checkpoints. `--round 2` on a work_dir that
 holds round 1 runs only round 2. Finally `report.md`/`report.png` summarise all
 rounds.
+
+With `--oracle` and a config that names the unlabeled data with its true labels
+(`"oracle": {"dataset": ..., "split": ...}`, as configs/digits.json does), one
+more run trains the round-1 student on those labels instead of pseudo-labels;
+the report shows it as the bound and states the share of the teacher→oracle
+gap each student closed.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from efficientnet.model import export
 from efficientnet.train.config import TrainConfig, student_config
 from efficientnet.util import cli, fileio
 from pipelines import holdout, report
-from pipelines.manifest import DATA_ROLES, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
+from pipelines.manifest import DATA_ROLES, ORACLE, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
 from pseudolabel import outputs
 
 STEP_CONFIG_DIR = "configs"  # each training step's --config file, inside the work directory
@@ -58,6 +64,12 @@ _CONFIG = flags.DEFINE_string(
 )
 _DATASET = flags.DEFINE_string("dataset", None, "Use this dataset spec for every role of the config.")
 _SEED = flags.DEFINE_integer("seed", None, "Override the config's training seed (for repeats over seeds).")
+_ORACLE = flags.DEFINE_boolean(
+    "oracle",
+    False,
+    "Also train the oracle: the round-1 student on the true labels of the unlabeled data (the config's `oracle` "
+    "entry), the bound the report measures students against. One more student run.",
+)
 _ROLE_FLAGS = {
     "labeled": flags.DEFINE_string("labeled", None, "Labeled data, e.g. folder:PATH with one subfolder per class."),
     "unlabeled": flags.DEFINE_string("unlabeled", None, "Unlabeled data, e.g. folder:PATH or 'images:PATH/**/*.jpg'."),
@@ -88,6 +100,8 @@ def load_config(
             config[role] = config[role] | {"dataset": dataset}
         if (data or {}).get(role):
             config[role] = {"dataset": data[role]}
+    if dataset or any((data or {}).values()):
+        config["oracle"] = None  # the true labels it names belong to the config's own data
     for role in REQUIRED_ROLES:
         if not config[role]:
             raise ValueError(f"no {role} data: {path} names none; pass --{role}=SPEC")
@@ -164,6 +178,22 @@ def check_data(config: dict[str, Any]) -> None:
         source.require_images(split)
 
 
+def check_oracle_data(config: dict[str, Any]) -> None:
+    """The oracle's data must carry labels: it is the unlabeled data with its true ones."""
+    truth = config["oracle"]
+    source = open_source(truth["dataset"], data_dir=config["train"].get("data_dir"))
+    split = truth.get("split")
+    source.check_split(split)
+    first = next(iter(source.examples(split).take(1)), None)
+    if first is None:
+        raise source.empty_error(split)
+    if int(first["label"]) < 0:
+        raise ValueError(
+            f"the oracle data {source.spec!r} split {split!r} has no labels; "
+            "it must be the unlabeled data with its true labels"
+        )
+
+
 def hold_out_validation(config: dict[str, Any], manifest: Manifest, work_dir: str) -> dict[str, Any]:
     """Without validation data, the config with a held-out part of the labeled data as validation."""
     if config["validation"]:
@@ -203,14 +233,22 @@ def run_iteration(
     dataset: str | None = None,
     seed: int | None = None,
     data: dict[str, str | None] | None = None,
+    oracle: bool = False,
 ) -> dict[str, Any]:
     config = load_config(config_path, dataset, seed, data)
+    if oracle and not (config.get("oracle") and last_round >= 1):
+        raise ValueError(
+            f"--oracle needs --round >= 1 and an `oracle` entry in {config_path}: the unlabeled data with its "
+            'true labels, e.g. {"dataset": "digits", "split": "unlabeled_with_labels"}'
+        )
     if last_round < 0:
         raise ValueError(f"--round must be >= 0, got {last_round}")
     if last_round > len(config["rounds"]):
         raise ValueError(f"--round={last_round} but {config_path} defines only {len(config['rounds'])} student rounds")
     fileio.check_writable_dir(work_dir, "--work_dir")
     check_data(config)
+    if oracle:
+        check_oracle_data(config)
     manifest = Manifest(work_dir)
     config = hold_out_validation(config, manifest, work_dir)
     teacher = Step(0, TEACHER)
@@ -240,6 +278,10 @@ def run_iteration(
             )
             _run_training(manifest, student, config, work_dir, student_flags, extra)
         model_of_round[k] = Step(k, STUDENT).directory(work_dir)
+    if oracle:
+        truth = config["oracle"]
+        extra = {"unlabeled_dataset": truth["dataset"], "unlabeled_split": truth.get("split"), "label_type": "hard"}
+        _run_training(manifest, Step(1, ORACLE), config, work_dir, [], extra)
     return report.write_report(work_dir, manifest, config, last_round)
 
 
@@ -268,7 +310,9 @@ def main(argv):
     config_path = _CONFIG.value or (OWN_DATA_CONFIG if own_data else DIGITS_CONFIG)
     work_dir = _WORK_DIR.value or ("runs/own-data" if own_data else "runs/digits")
     try:
-        summary = run_iteration(work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data)
+        summary = run_iteration(
+            work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data, oracle=_ORACLE.value
+        )
     except StepFailed as error:
         print(f"error: {error}; rerun the same command to resume", file=sys.stderr)
         sys.exit(1)

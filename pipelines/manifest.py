@@ -25,14 +25,18 @@ TEACHER = "teacher"
 PSEUDOLABEL = "pseudolabel"
 STUDENT = "student"
 STUDENT_NO_NOISE = "student_no_noise"
+# The bound a student is measured against where true labels of the unlabeled
+# data exist: the round-1 student's run with those labels as its targets.
+ORACLE = "oracle"
 # Role → the suffix of its directory in the work directory (round1-pseudo, …).
 DIRECTORY_SUFFIX = {
     TEACHER: "teacher",
     PSEUDOLABEL: "pseudo",
     STUDENT: "student",
     STUDENT_NO_NOISE: "student-no-noise",
+    ORACLE: "oracle",
 }
-MODEL_ROLES = (TEACHER, STUDENT, STUDENT_NO_NOISE)
+MODEL_ROLES = (TEACHER, STUDENT, STUDENT_NO_NOISE, ORACLE)
 
 
 @dataclasses.dataclass(frozen=True, order=True)

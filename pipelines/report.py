@@ -18,7 +18,16 @@ from efficientnet.data.source import EVAL
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.inference import Predictor
 from efficientnet.util import fileio
-from pipelines.manifest import DATA_ROLES, MODEL_ROLES, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest
+from pipelines.manifest import (
+    DATA_ROLES,
+    MODEL_ROLES,
+    ORACLE,
+    PSEUDOLABEL,
+    STUDENT,
+    STUDENT_NO_NOISE,
+    TEACHER,
+    Manifest,
+)
 from pseudolabel import outputs
 
 EVAL_BATCH_SIZE = 256
@@ -47,6 +56,7 @@ def measure(manifest: Manifest, config: dict[str, Any], last_round: int) -> dict
         for role, source in sources.items():
             row[role] = evaluate(predictor, source, splits[role], EVAL_BATCH_SIZE)["top1"]
         models.append(row)
+    models.sort(key=lambda row: row["role"] == ORACLE)  # the bound last, below the rounds it bounds
     labeling = []
     for step, entry in manifest.finished(last_round, (PSEUDOLABEL,)):
         stats = fileio.read_json(outputs.stats_path(entry["outputs"]["output_dir"]))
@@ -66,6 +76,13 @@ def measure(manifest: Manifest, config: dict[str, Any], last_round: int) -> dict
     if manifest.holdout:  # name the user's labeled data, not the copy the models trained on
         data["labeled"] = {"dataset": manifest.holdout["source"], "split": manifest.holdout["split"]}
     return {"models": models, "labeling": labeling, "data": data, "reported": reported_role(config)}
+
+
+def gap_closed(student: float, teacher: float, oracle: float) -> float | None:
+    """(student − teacher) / (oracle − teacher): how much of the teacher's distance to
+    full supervision the student made up (1 = all of it, 0 = none, < 0 = worse than
+    the teacher). None when the oracle is not above the teacher: there is no gap."""
+    return (student - teacher) / (oracle - teacher) if oracle > teacher else None
 
 
 def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
@@ -88,6 +105,16 @@ def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
         compare(f"student round {k} vs round {k - 1}", (k, STUDENT), (k - 1, STUDENT))
     for k in rounds:
         compare(f"noised vs un-noised student, round {k}", (k, STUDENT), (k, STUDENT_NO_NOISE))
+    oracle, teacher = by_key.get((1, ORACLE)), by_key.get((0, TEACHER))
+    if oracle and teacher:
+        for k in rounds:
+            if (k, STUDENT) in by_key:
+                closed = gap_closed(by_key[(k, STUDENT)][role], teacher[role], oracle[role])
+                share = "no gap to close" if closed is None else f"closes {100 * closed:.0f} %"
+                lines.append(
+                    f"- student round {k}: {share} of the teacher→oracle gap "
+                    f"(teacher {teacher[role]:.3f}, oracle {oracle[role]:.3f}, {role})"
+                )
     return lines
 
 
@@ -154,6 +181,14 @@ def _markdown(measured: dict[str, Any], config: dict[str, Any], robustness: str 
             "settings were chosen on, so they overstate the accuracy on new images.",
             "",
         ]
+    if any(row["role"] == ORACLE for row in measured["models"]):
+        lines += [
+            "The oracle is the round-1 student's run with the true labels of the unlabeled data as its "
+            "targets instead of pseudo-labels: what a perfect teacher would give this student.",
+            "",
+        ]
+    elif config.get("oracle"):
+        lines += ["The config names the unlabeled data's true labels: `--oracle` adds the oracle bound.", ""]
     lines += ["## What the method predicts, measured", "", *measured["comparisons"], ""]
     if measured["labeling"]:
         lines += [
@@ -222,6 +257,8 @@ def _plot(measured: dict[str, Any], path: str) -> None:
         if row["role"] == STUDENT_NO_NOISE:
             label = f"{reported}, no noise"
             accuracy_axis.scatter([row["round"]], [row[reported]], marker="x", color="red", label=label)
+        if row["role"] == ORACLE:
+            accuracy_axis.axhline(row[reported], linestyle="--", color="green", label=f"{reported}, oracle")
     accuracy_axis.set_xlabel("round (0 = teacher)")
     accuracy_axis.set_ylabel("top-1 accuracy")
     accuracy_axis.set_title("Accuracy per round")

@@ -73,6 +73,8 @@ def test_the_shipped_digits_are_scikit_learns_copy_of_the_uci_test_set():
 
 def test_digits_protocol_split_sizes_and_disjointness():
     splits = digits_split_indices()
+    oracle = splits.pop("unlabeled_with_labels")  # the unlabeled pool again, for the oracle bound only
+    np.testing.assert_array_equal(oracle, splits["unlabeled"])
     assert {name: len(indices) for name, indices in splits.items()} == {
         "train": 150,
         "validation": 200,
@@ -86,6 +88,49 @@ def test_digits_protocol_split_sizes_and_disjointness():
     # The split is fixed: these are the first test and unlabeled indices for seed 0.
     assert splits["test"][:4].tolist() == [360, 1773, 1482, 600]
     assert splits["unlabeled"][:4].tolist() == [861, 1620, 1749, 911]
+
+
+def test_scarce_label_digits_keep_every_other_split():
+    standard, scarce = digits_split_indices(), digits_split_indices(labeled_per_class=4)
+    assert {name: len(indices) for name, indices in scarce.items()} == {
+        "train": 40,
+        "validation": 200,
+        "unlabeled": 947,
+        "unlabeled_with_labels": 947,
+        "test": 500,
+    }
+    _, labels = load_digits()
+    assert np.bincount(labels[scarce["train"]]).tolist() == [4] * 10
+    assert set(scarce["train"].tolist()) < set(standard["train"].tolist())  # the first 4 of each class's 15
+    for name in ("validation", "unlabeled", "test"):
+        np.testing.assert_array_equal(scarce[name], standard[name])
+    labeled = set(scarce["train"].tolist())
+    assert not labeled & set(scarce["validation"].tolist())
+    assert not labeled & set(scarce["unlabeled"].tolist())
+    assert not labeled & set(scarce["test"].tolist())
+    source = open_source("digits:per_class=4")
+    assert source.num_examples("train") == 40 and source.spec == "digits:per_class=4"
+
+
+def test_the_oracle_split_is_the_unlabeled_pool_with_its_true_labels():
+    source = open_source("digits")
+    unlabeled = collect(source.examples("unlabeled"))
+    truth = collect(source.examples("unlabeled_with_labels"))
+    assert [example["id"] for example in truth] == [example["id"] for example in unlabeled]
+    withheld = digits_withheld_labels()
+    assert [int(example["label"]) for example in truth] == [withheld[example["id"].decode()] for example in truth]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("digits:4", r"the digits source takes 'digits' or 'digits:per_class=N', got 'digits:4'"),
+        ("digits:per_class=16", r"digits: per_class must be 1..15, got 16"),
+    ],
+)
+def test_digits_rejects_bad_arguments(spec, message):
+    with pytest.raises(ValueError, match=message):
+        open_source(spec)
 
 
 def test_digits_examples_and_withheld_labels():
@@ -108,7 +153,8 @@ def test_digits_examples_and_withheld_labels():
 
 
 def test_digits_rejects_unknown_split():
-    with pytest.raises(ValueError, match=r"needs a split, one of \['train', 'validation', 'unlabeled', 'test'\]"):
+    splits = r"\['train', 'validation', 'unlabeled', 'test', 'unlabeled_with_labels'\]"
+    with pytest.raises(ValueError, match=r"needs a split, one of " + splits):
         open_source("digits").examples("val")
 
 

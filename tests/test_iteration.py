@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.iterate import load_config, resolved_settings, run_iteration, train_settings
-from pipelines.manifest import PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
+from pipelines.manifest import ORACLE, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
+from pipelines.report import comparisons, gap_closed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,10 @@ def test_run_iteration_script_rejects_unknown_arguments():
     assert "error: unknown argument '--rounds'" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["digits.json", "imagenet_tpu.json"])
+DIGITS_VARIANTS = ["digits_4_per_class.json", "digits_larger_students.json", "digits_hard_labels.json"]
+
+
+@pytest.mark.parametrize("name", ["digits.json", "imagenet_tpu.json", *DIGITS_VARIANTS])
 def test_shipped_configs_resolve_to_valid_training_settings(name):
     config = load_config(str(ROOT / "configs" / name))
     steps = [Step(0, TEACHER)] + [Step(k, STUDENT) for k in range(1, len(config["rounds"]) + 1)]
@@ -129,3 +133,84 @@ def test_compare_runs_means_over_seeds(tmp_path):
     assert rows[1]["test"]["mean"] == pytest.approx(0.97)
     assert rows[1]["validation"]["std"] == pytest.approx((2 / 3) ** 0.5 * 0.01)
     assert "| 1 | student | 3 | 0.9800 ± 0.0082 | 0.9700 ± 0.0082 |" in to_markdown(rows)
+
+
+def test_digits_variants_change_only_what_they_are_about():
+    """Each variant is configs/digits.json with one change, so its table compares with the standard one."""
+    base = load_config(str(ROOT / "configs" / "digits.json"))
+    steps = [Step(0, TEACHER), Step(1, STUDENT), Step(2, STUDENT)]
+
+    def resolved(config):
+        return [resolved_settings(train_settings(config, step, "/tmp/x"), step) for step in steps]
+
+    def total_steps(settings, labeled):
+        return -(-settings.epochs * labeled // settings.batch_size)
+
+    scarce = load_config(str(ROOT / "configs" / "digits_4_per_class.json"))
+    assert scarce["labeled"] == {"dataset": "digits:per_class=4", "split": "train"}
+    assert {role: scarce[role] for role in ("unlabeled", "validation", "test", "oracle")} == {
+        role: base[role] for role in ("unlabeled", "validation", "test", "oracle")
+    }
+    for ours, standard in zip(resolved(scarce), resolved(base), strict=True):
+        # Lengths in epochs of 40 images, scaled so that every step count is the standard protocol's.
+        assert total_steps(ours, 40) == total_steps(standard, 150) == 469
+        assert ours.warmup_epochs * 40 == standard.warmup_epochs * 150
+        assert ours.lr_decay_epochs * 40 == standard.lr_decay_epochs * 150
+
+    larger = resolved(load_config(str(ROOT / "configs" / "digits_larger_students.json")))
+    sizes = [(settings.width, settings.depth) for settings in larger]
+    assert sizes[0] == (0.25, 0.25) and sizes[0] < sizes[1] < sizes[2]
+    assert all(a <= b for a, b in zip(sizes[1], sizes[2], strict=True))
+
+    hard = load_config(str(ROOT / "configs" / "digits_hard_labels.json"))
+    assert hard["pseudolabel"]["label_type"] == resolved(hard)[1].label_type == "hard"
+    assert base["pseudolabel"]["label_type"] == resolved(base)[1].label_type == "soft"
+
+
+def test_gap_closed_is_the_students_share_of_the_teacher_to_oracle_distance():
+    assert gap_closed(student=0.98, teacher=0.96, oracle=1.0) == pytest.approx(0.5)
+    assert gap_closed(student=0.95, teacher=0.96, oracle=0.98) == pytest.approx(-0.5)
+    assert gap_closed(student=0.99, teacher=0.96, oracle=0.96) is None  # no gap: nothing to close
+    models = [
+        {"round": 0, "role": TEACHER, "test": 0.90},
+        {"round": 1, "role": STUDENT, "test": 0.94},
+        {"round": 2, "role": STUDENT, "test": 0.97},
+        {"round": 1, "role": ORACLE, "test": 1.00},
+    ]
+    lines = comparisons(models)
+    assert "- student round 1: closes 40 % of the teacher→oracle gap (teacher 0.900, oracle 1.000, test)" in lines
+    assert "- student round 2: closes 70 % of the teacher→oracle gap (teacher 0.900, oracle 1.000, test)" in lines
+
+
+def test_compare_runs_gives_the_gap_closed_per_round_over_seeds(tmp_path):
+    from pipelines.compare_runs import gaps_to_markdown, summarize_gaps
+
+    for seed, (teacher, student, oracle) in enumerate([(0.90, 0.95, 1.0), (0.80, 0.85, 0.90), (0.96, 0.97, 0.96)]):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        models = [
+            {"round": 0, "role": TEACHER, "test": teacher},
+            {"round": 1, "role": STUDENT, "test": student},
+            {"round": 1, "role": ORACLE, "test": oracle},
+        ]
+        (run / "report.json").write_text(json.dumps({"models": models}))
+    (rows,) = summarize_gaps([str(tmp_path / f"seed{seed}") for seed in range(3)])
+    # Seed 2's oracle is not above its teacher: no gap, left out rather than counted as 0 or infinity.
+    assert (rows["round"], rows["runs"], rows["values"]) == (1, 2, pytest.approx([0.5, 0.5]))
+    assert "| 1 | 2 | 0.50 ± 0.00 |" in gaps_to_markdown([rows])
+
+
+def test_oracle_needs_the_true_labels_named_in_the_config(tmp_path):
+    config = json.loads((ROOT / "configs" / "digits.json").read_text())
+    del config["oracle"]
+    path = tmp_path / "no_oracle.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"--oracle needs --round >= 1 and an `oracle` entry in .*no_oracle.json"):
+        run_iteration(str(tmp_path / "run"), 2, str(path), oracle=True)
+    config["oracle"] = {"dataset": "digits", "split": "unlabeled"}  # the pool without its labels
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"the oracle data 'digits' split 'unlabeled' has no labels"):
+        run_iteration(str(tmp_path / "run"), 2, str(path), oracle=True)
+    assert not (tmp_path / "run" / "rounds.json").exists()  # refused before any step
+    # Another dataset for every role drops the digits truth: its labels would belong to other images.
+    assert load_config(str(ROOT / "configs" / "digits.json"), dataset="tfds:mnist")["oracle"] is None

@@ -106,6 +106,23 @@ def test_init_from_an_export_copies_weights_and_skips_a_different_classifier(tea
     np.testing.assert_array_equal(other.get_layer("head_conv").kernel.numpy(), source.get_layer("head_conv").kernel)
 
 
+def test_the_oracle_is_a_student_whose_targets_are_the_true_labels(tmp_path):
+    """pipelines.iterate --oracle: the student's run, reading the unlabeled pool with its labels, hard targets."""
+    config = tiny_config(
+        tmp_path / "oracle",
+        train_steps=2,
+        batch_size=8,
+        unlabeled_dataset="digits",
+        unlabeled_split="unlabeled_with_labels",
+        unlabel_ratio=1.0,
+        label_type="hard",
+        eval_split="validation",
+    )
+    metrics = train(config)
+    metadata = export.load_metadata(str(tmp_path / "oracle"))
+    assert metadata["role"] == "student" and metadata["metrics"] == metrics and metrics["num_examples"] == 200
+
+
 def test_ema_follows_the_reference_update():
     variable = tf.Variable([1.0, 2.0])
     ema = EMA([variable], decay=0.5)

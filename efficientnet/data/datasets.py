@@ -1,6 +1,7 @@
 """Dataset specs: one string picks the data, for every tool.
 
   digits                         the UCI handwritten digits, shipped in the package (offline)
+  digits:per_class=N             the same with N (1-15) labeled images per class
   tfds:NAME[/CONFIG][:VERSION]   a TFDS dataset, e.g. tfds:imagenet2012, tfds:cifar10
   tfrecord:GLOB                  ImageNet-format or pseudo-label TFRecords
   folder:PATH                    one subfolder per class holding image files (labeled),

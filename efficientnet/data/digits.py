@@ -11,6 +11,13 @@ fixed permutation with seed 0; the first 500 images are the test split; of
 the rest, the first 15 per class are labeled; of what remains, the first 200
 are a validation split for choosing settings (so nothing is tuned on test)
 and the other 947 are unlabeled.
+
+`digits:per_class=N` (1 ≤ N ≤ 15) is the scarce-label variant: the labeled
+split keeps the first N per class of those 15, and every other split stays
+the same images, so results of both protocols compare on one test set and one
+unlabeled pool. The split `unlabeled_with_labels` is the unlabeled pool with
+its true labels: it exists only to train the oracle, the bound that tells how
+much of the teacher's gap to full supervision a student closes.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from efficientnet.data.source import EVAL, SOURCES, TRAIN, UNKNOWN_LABEL, Shard,
 DIGITS_SEED = 0
 DIGITS_TEST_SIZE = 500
 DIGITS_LABELED_PER_CLASS = 15
+PER_CLASS_ARGUMENT = "per_class="
+ORACLE_SPLIT = "unlabeled_with_labels"
 DIGITS_VALIDATION_SIZE = 200
 DIGITS_MAX_PIXEL = 16  # the digits are 4-bit intensities 0..16
 DIGITS_FILE = Path(__file__).with_name("digits.csv.gz")
@@ -40,19 +49,29 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def digits_split_indices() -> dict[str, np.ndarray]:
-    """Indices into `load_digits()` for each digits split."""
+def digits_split_indices(labeled_per_class: int = DIGITS_LABELED_PER_CLASS) -> dict[str, np.ndarray]:
+    """Indices into `load_digits()` for each digits split.
+
+    With fewer than 15 labeled images per class, the labeled split is the
+    first `labeled_per_class` of each class's 15; the images it drops are used
+    nowhere, so validation, unlabeled and test are the same for every N.
+    """
+    if not 1 <= labeled_per_class <= DIGITS_LABELED_PER_CLASS:
+        raise ValueError(f"digits: per_class must be 1..{DIGITS_LABELED_PER_CLASS}, got {labeled_per_class}")
     _, labels = load_digits()
     order = np.random.default_rng(DIGITS_SEED).permutation(len(labels))
     test, rest = order[:DIGITS_TEST_SIZE], order[DIGITS_TEST_SIZE:]
-    labeled_mask = np.zeros(len(rest), bool)
+    labeled_mask, kept_mask = np.zeros(len(rest), bool), np.zeros(len(rest), bool)
     for digit in range(10):
-        labeled_mask[np.flatnonzero(labels[rest] == digit)[:DIGITS_LABELED_PER_CLASS]] = True
+        of_digit = np.flatnonzero(labels[rest] == digit)
+        labeled_mask[of_digit[:DIGITS_LABELED_PER_CLASS]] = True
+        kept_mask[of_digit[:labeled_per_class]] = True
     pool = rest[~labeled_mask]
     return {
-        "train": rest[labeled_mask],
+        "train": rest[kept_mask],
         "validation": pool[:DIGITS_VALIDATION_SIZE],
         "unlabeled": pool[DIGITS_VALIDATION_SIZE:],
+        ORACLE_SPLIT: pool[DIGITS_VALIDATION_SIZE:],
         "test": test,
     }
 
@@ -77,16 +96,14 @@ class DigitsSource(Source):
 
     num_classes = 10
     class_names = tuple(str(digit) for digit in range(10))
-    split_names = ("train", "validation", "unlabeled", "test")
+    split_names = ("train", "validation", "unlabeled", "test", ORACLE_SPLIT)
 
     def __init__(self, argument: str = "", data_dir: str | None = None):
         super().__init__()
-        if argument:
-            raise ValueError(f"the digits source takes no argument, got 'digits:{argument}'")
         images, self._labels = load_digits()
         gray = np.rint(images * (255 / DIGITS_MAX_PIXEL)).astype(np.uint8)
         self._images = np.repeat(gray[..., None], 3, axis=-1)
-        self._splits = digits_split_indices()
+        self._splits = digits_split_indices(_labeled_per_class(argument))
 
     def default_split(self, purpose: str) -> str:
         return {TRAIN: "train", EVAL: "test"}[purpose]
@@ -102,3 +119,13 @@ class DigitsSource(Source):
         return tf.data.Dataset.from_tensor_slices(
             {"id": np.array([_digits_id(i) for i in indices]), "image": self._images[indices], "label": labels}
         )
+
+
+def _labeled_per_class(argument: str) -> int:
+    """N of `digits:per_class=N`; 15 (the standard protocol) without an argument."""
+    if not argument:
+        return DIGITS_LABELED_PER_CLASS
+    value = argument.removeprefix(PER_CLASS_ARGUMENT)
+    if argument == value or not value.isdigit():
+        raise ValueError(f"the digits source takes 'digits' or 'digits:per_class=N', got 'digits:{argument}'")
+    return int(value)
