@@ -60,7 +60,9 @@ HELP = {
     "(default: each replica's own slice, as Keras); no effect with one replica.",
     "precision": "float32, bfloat16 (TPU; on a CPU only the convolutions) or mixed_float16 (GPU); "
     "logits and exports stay float32.",
-    "init_from": "keras (Keras ImageNet weights, needs network) or the path of one of our exports.",
+    "init_from": "keras (Keras ImageNet weights, needs network), noisy_student:CHECKPOINT (a reference TPU "
+    "checkpoint's EMA weights: a prefix, a directory or a released one's name such as efficientnet-b0; "
+    "noisy_student_raw:CHECKPOINT for its raw weights) or the path of one of our exports.",
     "checkpoint_every_steps": "Checkpoint interval in steps.",
     "log_every_steps": "Progress-line interval in steps.",
     "deterministic": "Deterministic TF ops (slower; exact resumes).",

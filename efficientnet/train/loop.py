@@ -42,7 +42,7 @@ from absl import logging
 from efficientnet.data import input_pipeline, preprocessing, randaugment
 from efficientnet.data.datasets import open_source
 from efficientnet.data.source import EVAL, TRAIN, Source
-from efficientnet.model import export, scaling
+from efficientnet.model import export, official_checkpoint, scaling
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.inference import Predictor
 from efficientnet.model.network import build_from_config
@@ -461,11 +461,19 @@ def _is_batch_norm(variable) -> bool:
 
 
 def initialize_from(model: keras.Model, init_from: str, model_config: scaling.ModelConfig) -> None:
-    """Copies weights from Keras's ImageNet EfficientNet or from one of our exports.
+    """Copies weights from Keras's ImageNet EfficientNet, a reference TPU checkpoint or one of our exports.
 
+    `noisy_student:CHECKPOINT` reads a checkpoint of the reference code (a released
+    Noisy Student one by path or by name) with its EMA weights,
+    `noisy_student_raw:CHECKPOINT` with its raw ones (`official_checkpoint`).
     The classifier is skipped when the number of classes differs (fine-tuning
     on a new label set); any other shape mismatch is an error.
     """
+    official = official_checkpoint.parse_init_from(init_from)
+    if official:
+        checkpoint, use_ema = official
+        official_checkpoint.load_official_checkpoint(model, model_config, checkpoint, use_ema=use_ema)
+        return
     if init_from == "keras":
         from efficientnet.model.keras_weights import load_keras_applications_weights
 
