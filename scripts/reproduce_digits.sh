@@ -13,7 +13,7 @@
 # The tables go to WORK_ROOT/<variant>.md as well as to the console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=${1:-runs/reproduce}
+work_root=${1:-runs/reproduce}
 shift || true
 variants=("$@")
 [[ ${#variants[@]} -gt 0 ]] || variants=(digits digits_4_per_class digits_larger_students digits_hard_labels)
@@ -25,10 +25,10 @@ source scripts/ensure_venv.sh
 for variant in "${variants[@]}"; do
   dirs=()
   for seed in 0 1 2; do
-    dir="$root/$variant/seed$seed"
+    dir="$work_root/$variant/seed$seed"
     echo "[reproduce] $variant, seed $seed -> $dir" >&2
     ./run_iteration.sh --round 2 --oracle --seed "$seed" --config "configs/$variant.json" --work_dir "$dir" >/dev/null
     dirs+=("$dir")
   done
-  python -m pipelines.compare_runs "${dirs[@]}" | tee "$root/$variant.md"
+  python -m pipelines.compare_runs "${dirs[@]}" | tee "$work_root/$variant.md"
 done
