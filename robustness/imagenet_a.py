@@ -2,8 +2,16 @@
 
 A 1000-way classifier is scored the benchmark's way: its logits are restricted to the 200
 ImageNet-A classes and the prediction is the argmax among those (so it cannot lose to a
-class that ImageNet-A never contains). TFDS `imagenet_a` labels are in the 1000-class index
-space, so the restricted argmax is mapped back to a 1000-class index and compared directly.
+class that ImageNet-A never contains). Labels are in the 1000-class index space (TFDS
+`imagenet_a`'s are; the published folders' wnids are mapped through
+robustness/imagenet_classes.py), so the restricted argmax is mapped back to a 1000-class
+index and compared directly. ImageNet-R (robustness/imagenet_r.py) is scored the same way
+over its own 200 classes, through `class_subset_files_report`.
+
+Data: TFDS `imagenet_a` (the published images, repackaged) or the published folders
+ROOT/<wnid>/<name>.jpg, streamed in parallel (robustness/published_files.py); the report
+says which, and whether it is comparable with published numbers (all 200 classes, every
+image read, no `max_examples`).
 
 Reported: top-1 accuracy (and error), the RMS calibration error with adaptive bins of 100
 that the benchmark's calibration_tools.py prints (see metrics.rms_calibration_error for the
@@ -13,13 +21,13 @@ maximum softmax probability over the 200 restricted logits, as in the benchmark'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from efficientnet.data.datasets import open_source
-from robustness import inference, metrics
+from robustness import imagenet_classes, inference, metrics, published_files
 
 # The 200 ImageNet-A classes as indices into the 1000 ImageNet classes, ascending:
 # `indices_in_1k` of hendrycks/natural-adv-examples eval.py (commit 07770705, 2021-02-28),
@@ -40,26 +48,33 @@ IMAGENET_A_CLASSES = (
 IMAGENET_CLASSES = 1000
 CALIBRATION_BIN_SIZE = 100
 ECE_BINS = 15
+CALIBRATION = f"RMS calibration error, adaptive bins of {CALIBRATION_BIN_SIZE}; ECE with {ECE_BINS} bins"
 
 
-def imagenet_a_predictions(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Restricts 1000-class logits [N, 1000] to the 200 ImageNet-A classes.
+def restricted_predictions(logits: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Restricts 1000-class logits [N, 1000] to `classes` (ascending 1000-way indices).
 
     Returns (predicted class in the 1000-class index space, confidence = max softmax
-    probability over the 200 classes).
+    probability over the restricted logits).
     """
     if logits.shape[-1] != IMAGENET_CLASSES:
-        raise ValueError(f"ImageNet-A needs 1000-class logits, got {logits.shape[-1]} classes")
-    restricted = logits[:, IMAGENET_A_CLASSES].astype(np.float64)
+        raise ValueError(f"a {len(classes)}-class subset of ImageNet needs 1000-class logits, got {logits.shape[-1]}")
+    restricted = logits[:, list(classes)].astype(np.float64)
     best = np.argmax(restricted, axis=-1)
     shifted = restricted - restricted.max(axis=-1, keepdims=True)
     confidence = 1.0 / np.exp(shifted).sum(axis=-1)  # softmax at the argmax, whose shifted logit is 0
-    return np.asarray(IMAGENET_A_CLASSES)[best], confidence
+    return np.asarray(classes)[best], confidence
 
 
-def imagenet_a_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Top-1 accuracy and calibration of 1000-class logits on ImageNet-A labels (1000 space)."""
-    predictions, confidence = imagenet_a_predictions(logits)
+def imagenet_a_predictions(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`restricted_predictions` over the 200 ImageNet-A classes."""
+    return restricted_predictions(logits, IMAGENET_A_CLASSES)
+
+
+def subset_scores(
+    predictions: np.ndarray, confidence: np.ndarray, labels: np.ndarray, classes: Sequence[int]
+) -> dict[str, Any]:
+    """Top-1 accuracy and calibration of restricted predictions against labels (1000 space)."""
     correct = predictions == labels
     return {
         "num_examples": int(len(labels)),
@@ -67,8 +82,41 @@ def imagenet_a_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         "top1_error": float(1 - correct.mean()),
         "rms_calibration_error": metrics.rms_calibration_error(confidence, correct, CALIBRATION_BIN_SIZE),
         "expected_calibration_error": metrics.expected_calibration_error(confidence, correct, ECE_BINS),
-        # Real ImageNet-A labels are always among the 200 classes; others can never be right.
-        "labels_outside_200_classes": int((~np.isin(labels, IMAGENET_A_CLASSES)).sum()),
+        # Real labels are always among the subset's classes; others can never be right.
+        f"labels_outside_{len(classes)}_classes": int((~np.isin(labels, classes)).sum()),
+    }
+
+
+def imagenet_a_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1 accuracy and calibration of 1000-class logits on ImageNet-A labels (1000 space)."""
+    return subset_scores(*imagenet_a_predictions(logits), labels, IMAGENET_A_CLASSES)
+
+
+def _score_stream(
+    classifiers, batches: Iterable[tuple[dict[int, np.ndarray], np.ndarray]], classes, batch_size
+) -> dict[str, dict]:
+    """Restricted top-1 and calibration of every classifier over a stream of (views, labels).
+
+    Per batch only the restricted prediction and confidence are kept (two numbers an image),
+    never the logits.
+    """
+    kept = {name: ([], []) for name in classifiers}
+    labels = []
+    for views, batch_labels in batches:
+        labels.append(batch_labels)
+        for name, classifier in classifiers.items():
+            predictions, confidence = restricted_predictions(
+                classifier.logits(views[classifier.resolution], batch_size), classes
+            )
+            kept[name][0].append(predictions)
+            kept[name][1].append(confidence)
+    if not labels:
+        return {}
+    labels = np.concatenate(labels)
+    return {
+        name: {"export": classifiers[name].path, "resolution": classifiers[name].resolution}
+        | subset_scores(np.concatenate(predictions), np.concatenate(confidence), labels, classes)
+        for name, (predictions, confidence) in kept.items()
     }
 
 
@@ -77,35 +125,101 @@ def imagenet_a_report(
     *,
     dataset: str = "tfds:imagenet_a",
     split: str = "test",
+    root: str | None = None,
     data_dir: str | None = None,
     max_examples: int | None = None,
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Evaluates 1000-class exports on ImageNet-A (eval crop at each model's resolution)."""
+    """Evaluates 1000-class exports on ImageNet-A (eval crop at each model's resolution).
+
+    Args:
+      root: the published folders ROOT/<wnid>/<name>.jpg; None for the TFDS `dataset`.
+    """
+    if root is not None:
+        return class_subset_files_report(
+            "imagenet_a", "ImageNet-A", export_paths, root, imagenet_classes.wnids_of(IMAGENET_A_CLASSES),
+            max_examples=max_examples, batch_size=batch_size,
+        )  # fmt: skip
     classifiers = inference.load_classifiers(export_paths)
     inference.require_num_classes(classifiers, IMAGENET_CLASSES, "ImageNet-A (1000-class index space)")
     source = open_source(dataset, data_dir=data_dir)
-    logits = {name: [] for name in classifiers}
-    labels = []
     resolutions = [c.resolution for c in classifiers.values()]
-    for views, batch_labels in inference.view_batches(
+    batches = inference.view_batches(
         "imagenet_a", source, split, resolutions, inference.eval_view, batch_size=batch_size, max_examples=max_examples
-    ):
-        labels.append(batch_labels)
-        for name, classifier in classifiers.items():
-            logits[name].append(classifier.logits(views[classifier.resolution], batch_size))
-    if not labels:
+    )
+    models = _score_stream(classifiers, batches, IMAGENET_A_CLASSES, batch_size)
+    if not models:
         raise ValueError(f"split {split!r} of {dataset!r} is empty")
-    labels = np.concatenate(labels)
-    models = {
-        name: {"export": classifiers[name].path, "resolution": classifiers[name].resolution}
-        | imagenet_a_scores(np.concatenate(values), labels)
-        for name, values in logits.items()
-    }
+    reasons = [] if max_examples is None else [f"only the first {max_examples} images (--max_examples)"]
     return {
         "benchmark": "imagenet_a",
         "dataset": dataset,
+        "data_source": f"TFDS {dataset.removeprefix('tfds:')} {split} (the published images, repackaged)",
+        "comparable": not reasons,
+        "not_comparable_because": reasons,
         "split": split,
-        "calibration": f"RMS calibration error, adaptive bins of {CALIBRATION_BIN_SIZE}; ECE with {ECE_BINS} bins",
+        "calibration": CALIBRATION,
+        "models": models,
+    }
+
+
+def class_subset_files_report(
+    benchmark: str,
+    title: str,
+    export_paths: Mapping[str, str],
+    root: str,
+    wnids: Sequence[str],
+    *,
+    max_examples: int | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """A 200-class ImageNet subset benchmark (ImageNet-A, ImageNet-R) from ROOT/<wnid>/<name>.jpg.
+
+    Args:
+      benchmark, title: the result's `benchmark` key and the name used in messages.
+      wnids: the benchmark's classes; a class folder not among them is an error naming it,
+        a class of them without a folder is reported in `missing_classes` and makes the
+        result not comparable with published numbers.
+      max_examples: the first N images only (smoke runs).
+    """
+    published_files.require_dir(root, f"--{benchmark}_dir")
+    folders, missing = published_files.class_folders(root, allowed=wnids, what=title)
+    if not folders:
+        raise ValueError(f"{root!r} holds no {title} class folder (ROOT/<wnid>/<name>.jpg)")
+    total = int(published_files.count_images(folders, 1, max_examples).sum())
+    classifiers = inference.load_classifiers(export_paths)
+    inference.require_num_classes(classifiers, IMAGENET_CLASSES, f"{title} (1000-class index space)")
+    resolutions = [c.resolution for c in classifiers.values()]
+    stream = published_files.labeled_batches(
+        f"{benchmark} on {root}",
+        folders,
+        resolutions,
+        inference.eval_view,
+        batch_size=batch_size,
+        total=total,
+        max_per_group=max_examples,
+    )
+    models = _score_stream(
+        classifiers, ((views, labels) for views, labels, _ in stream), imagenet_classes.indices_of(wnids), batch_size
+    )
+    if not models:
+        raise ValueError(f"{root!r} holds no readable {title} image")
+    reasons = []
+    if missing:
+        reasons.append(f"{len(missing)} of {len(wnids)} classes missing: {published_files.named(missing)}")
+    if max_examples is not None:
+        reasons.append(f"only the first {max_examples} images (--max_examples)")
+    undecodable = total - next(iter(models.values()))["num_examples"]  # files listed but not scored
+    if undecodable:
+        reasons.append(f"{undecodable} undecodable image(s) left out")
+    return {
+        "benchmark": benchmark,
+        "dataset": f"files:{root}",
+        "data_source": f"published {title} files under {root}",
+        "comparable": not reasons,
+        "not_comparable_because": reasons,
+        "missing_classes": missing,
+        "undecodable_images": undecodable,
+        "calibration": CALIBRATION,
         "models": models,
     }

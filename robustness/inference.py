@@ -68,16 +68,37 @@ def view_batches(
     """Batches of ({resolution: images}, labels) of a split, one view per resolution.
 
     `as_uint8` rounds the float view back to uint8 (for corrupting it afterwards). Every
-    benchmark's pass over a dataset goes through here, so this is where its progress line is
-    printed (efficientnet/util/progress.py), labelled `task` and the dataset: an image counts
-    as done when the consumer asks for the next batch, i.e. once every model has seen it
-    (and, for the corruption report, every corrupted copy of it).
+    benchmark's pass over a dataset source goes through here, so this is where its progress
+    line is printed (efficientnet/util/progress.py), labelled `task` and the dataset.
     """
     examples = source.examples(split)
     total = source.num_examples(split)
     if max_examples is not None:
         examples = examples.take(max_examples)
         total = max_examples if total is None else min(total, max_examples)
+    progress = ProgressLine(f"{task} on {source.spec}" + (f" {split}" if split else ""), total)
+    for views, values in example_batches(examples, resolutions, view, batch_size=batch_size, as_uint8=as_uint8):
+        yield views, values["label"]
+        progress.advance(len(values["label"]))
+    progress.close()
+
+
+def example_batches(
+    examples: tf.data.Dataset,
+    resolutions: Sequence[int],
+    view: View,
+    *,
+    batch_size: int,
+    keys: Sequence[str] = ("label",),
+    as_uint8: bool = False,
+) -> Iterator[tuple[dict[int, np.ndarray], dict[str, np.ndarray]]]:
+    """Batches of ({resolution: images}, {key: values}) of example dicts holding `image` and `keys`.
+
+    The views are computed in parallel, batched and prefetched by tf.data, so only the batches
+    in flight are in memory, whatever the dataset's size. The caller advances its progress
+    line when it asks for the next batch, i.e. once every model has seen the current one (and,
+    for the corruption report, every corrupted copy of it).
+    """
     resolutions = sorted(set(resolutions))
 
     def prepare(example):
@@ -85,7 +106,7 @@ def view_batches(
         for resolution in resolutions:
             image = view(example["image"], resolution)
             images[str(resolution)] = preprocessing.to_uint8(image) if as_uint8 else image
-        return images, example["label"]
+        return images, {key: example[key] for key in keys}
 
     batches = examples.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
     # No autotuning: its background thread sleeps for growing periods (seconds after a minute
@@ -93,11 +114,8 @@ def view_batches(
     # consumer is slow, as here (TF 2.21, measured).
     options = tf.data.Options()
     options.autotune.enabled = False
-    progress = ProgressLine(f"{task} on {source.spec}" + (f" {split}" if split else ""), total)
-    for images, labels in batches.prefetch(1).with_options(options):
-        yield {int(key): value.numpy() for key, value in images.items()}, labels.numpy()
-        progress.advance(len(labels))
-    progress.close()
+    for images, values in batches.prefetch(1).with_options(options):
+        yield {int(key): value.numpy() for key, value in images.items()}, {k: v.numpy() for k, v in values.items()}
 
 
 def top1_correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -170,14 +170,16 @@ def imagenet_c_scores(
 ) -> dict[str, object]:
     """CE, relative CE, mCE and relative mCE against AlexNet for errors[c] over `severities`.
 
-    mCE is over the benchmark corruptions that were evaluated; `complete` says whether that is
-    all 15 at all 5 severities, i.e. whether the mCE is comparable with published numbers.
-    Without a clean error the relative scores are None.
+    An error of None is a severity that could not be evaluated (its folder is missing): such
+    a corruption gets no CE, since AlexNet's errors are only published summed over all five.
+    mCE is over the benchmark corruptions with a CE; `complete` says whether that is all 15 at
+    all 5 severities, i.e. whether the mCE can be comparable with published numbers. Without
+    a clean error the relative scores are None.
     """
     full = tuple(severities) == SEVERITIES
     ce, relative_ce = {}, {}
     for name, values in errors.items():
-        if name not in ALEXNET_MEAN_ERRORS or not full:
+        if name not in ALEXNET_MEAN_ERRORS or not full or None in values:
             continue
         ce[name] = corruption_error(values, alexnet_error_sum(name))
         if clean_error is not None:
@@ -185,7 +187,7 @@ def imagenet_c_scores(
                 values, clean_error, alexnet_error_sum(name), ALEXNET_CLEAN_ERROR
             )
     evaluated = [name for name in BENCHMARK_CORRUPTIONS if name in ce]
-    with_errors = [name for name in BENCHMARK_CORRUPTIONS if name in errors]
+    with_errors = [name for name in BENCHMARK_CORRUPTIONS if name in errors and None not in errors[name]]
     relative = clean_error is not None
     return {
         "ce": ce,

@@ -1,10 +1,12 @@
 """Writes robustness results as JSON, a markdown table and a plot (atomically, via fileio).
 
 `write_report(result, output_dir)` handles the result of any benchmark
-(`result["benchmark"]` is "corruptions", "imagenet_c", "imagenet_a" or "imagenet_p") and
-writes `<benchmark>.json`, `<benchmark>.md` and `<benchmark>.png`. `markdown(result)` alone
-gives the section to paste into another report. Numbers are stored as fractions in JSON and
-printed as percentages (×100), the way the papers print CE, mCE, mFR and errors.
+(`result["benchmark"]` is "corruptions", "imagenet_c", "imagenet_a", "imagenet_r" or
+"imagenet_p") and writes `<benchmark>.json`, `<benchmark>.md` and `<benchmark>.png`.
+`markdown(result)` alone gives the section to paste into another report. Numbers are stored
+as fractions in JSON and printed as percentages (×100), the way the papers print CE, mCE, mFR
+and errors. Every ImageNet benchmark's section starts with the data source and whether the
+numbers are comparable with published ones, and if not, why (`not_comparable_because`).
 """
 
 from __future__ import annotations
@@ -35,12 +37,23 @@ def markdown(result: dict[str, Any], *, heading_level: int = 2, image: str | Non
         "corruptions": _corruption_markdown,
         "imagenet_c": _corruption_markdown,
         "imagenet_a": _imagenet_a_markdown,
+        "imagenet_r": _imagenet_a_markdown,
         "imagenet_p": _imagenet_p_markdown,
     }[result["benchmark"]]
     lines = writer(result, "#" * heading_level)
     if image:
         lines += [f"![{result['benchmark']}]({image})", ""]
     return "\n".join(lines)
+
+
+def comparability(result: dict[str, Any]) -> list[str]:
+    """The data source and whether the result is comparable with published numbers, as lines."""
+    if "data_source" not in result:
+        return []
+    if result["comparable"]:
+        return [f"Data: {result['data_source']}. Comparable with published numbers: yes.", ""]
+    lines = [f"Data: {result['data_source']}. **Not comparable with published numbers:**", ""]
+    return lines + [f"- {reason}" for reason in result["not_comparable_because"]] + [""]
 
 
 def _percent(value) -> str:
@@ -53,7 +66,7 @@ def _corruption_markdown(result, heading) -> list[str]:
     ratio = "CE_c = Σ_s E(f,c,s) / Σ_s E(base,c,s) with base = "
     if result["benchmark"] == "imagenet_c":
         title = "ImageNet-C"
-        source = f"TFDS imagenet2012_corrupted, {result['split']} split"
+        source = result["dataset"]
         definition = ratio + "AlexNet (its published errors, docs/robustness.md)"
     else:
         title = "Corruption robustness"
@@ -72,6 +85,7 @@ def _corruption_markdown(result, heading) -> list[str]:
     lines = [
         f"{heading} {title}",
         "",
+        *comparability(result),
         f"{source}; severities {severities}. {definition}; mCE = mean CE_c over the benchmark corruptions "
         "evaluated. Values in %.",
         "",
@@ -95,7 +109,12 @@ def _corruption_markdown(result, heading) -> list[str]:
     lines.append("| clean error | " + " | ".join(_percent(models[n]["clean_error"]) for n in names) + " |")
     lines.append("")
     if result["benchmark"] == "imagenet_c" and not all(models[n].get("complete") for n in names):
-        lines += ["Not all 15 corruptions × 5 severities were evaluated: this mCE is not the benchmark's.", ""]
+        evaluated = next(iter(models.values()))["mce_corruptions"]
+        lines += [
+            f"Not all 15 corruptions × 5 severities were evaluated: this mCE is over {len(evaluated)} corruption(s) "
+            "with all severities and is not the benchmark's.",
+            "",
+        ]
     for name in names:
         lines += [
             f"{heading}# Top-1 error (%) per severity: {name}",
@@ -120,11 +139,13 @@ def _corruption_markdown(result, heading) -> list[str]:
 
 
 def _imagenet_a_markdown(result, heading) -> list[str]:
+    title = {"imagenet_a": "ImageNet-A", "imagenet_r": "ImageNet-R"}[result["benchmark"]]
+    where = f"{result['dataset']} {result['split']}" if "split" in result else result["dataset"]
     lines = [
-        f"{heading} ImageNet-A",
+        f"{heading} {title}",
         "",
-        f"{result['dataset']} {result['split']}; argmax over the 200 ImageNet-A classes' logits. Calibration: "
-        f"{result['calibration']}. Values in %.",
+        *comparability(result),
+        f"{where}; argmax over the 200 {title} classes' logits. Calibration: {result['calibration']}. Values in %.",
         "",
         "| model | images | top-1 | top-1 error | RMS calibration error | ECE (15 bins) |",
         "|---|---|---|---|---|---|",
@@ -145,6 +166,7 @@ def _imagenet_p_markdown(result, heading) -> list[str]:
     lines = [
         f"{heading} ImageNet-P",
         "",
+        *comparability(result),
         f"Sequences under {result['root']}; FP = flip probability, T5D = top-5 distance"
         + (f", FR = FP / FP(baseline {result['normalisation']})" if normalised else " (no baseline: no flip rates)")
         + ". FP and FR in %.",
@@ -178,7 +200,9 @@ def _imagenet_p_markdown(result, heading) -> list[str]:
 
 
 def _mean(values) -> float:
-    return sum(values) / len(values)
+    """Mean of the values that exist (a missing severity is None); NaN when none does."""
+    present = [value for value in values if value is not None]
+    return sum(present) / len(present) if present else math.nan
 
 
 def plot_png(result: dict[str, Any]) -> bytes:
@@ -196,7 +220,8 @@ def plot_png(result: dict[str, Any]) -> bytes:
             values = [100 * row["ce"].get(c, _mean(row["errors"][c])) for c in corruptions]
             ce_axis.bar([i + offset * width for i in range(len(corruptions))], values, width=width, label=name)
             means = [100 * _mean([row["errors"][c][k] for c in corruptions]) for k in range(len(result["severities"]))]
-            severity_axis.plot([0, *result["severities"]], [100 * row["clean_error"], *means], marker="o", label=name)
+            clean = math.nan if row["clean_error"] is None else 100 * row["clean_error"]
+            severity_axis.plot([0, *result["severities"]], [clean, *means], marker="o", label=name)
         ce_axis.set_xticks([i + 0.4 - width / 2 for i in range(len(corruptions))], corruptions, rotation=45, ha="right")
         ce_axis.set_ylabel("CE (%)")
         normalisation = result.get("normalisation", "")
@@ -209,7 +234,7 @@ def plot_png(result: dict[str, Any]) -> bytes:
         severity_axis.set_xlabel("severity (0 = clean)")
         severity_axis.set_ylabel("top-1 error (%), mean over corruptions")
         severity_axis.set_title("Error vs severity")
-    elif result["benchmark"] == "imagenet_a":
+    elif result["benchmark"] in ("imagenet_a", "imagenet_r"):
         figure, axis = plt.subplots(figsize=(7, 4))
         names = list(models)
         for offset, (key, label) in enumerate(
@@ -220,7 +245,7 @@ def plot_png(result: dict[str, Any]) -> bytes:
             )
         axis.set_xticks([i + 0.27 for i in range(len(names))], names)
         axis.set_ylabel("%")
-        axis.set_title("ImageNet-A")
+        axis.set_title({"imagenet_a": "ImageNet-A", "imagenet_r": "ImageNet-R"}[result["benchmark"]])
         axis.legend()
     else:
         figure, axis = plt.subplots(figsize=(10, 4))

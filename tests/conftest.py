@@ -193,6 +193,27 @@ def teacher(teacher_run):
     return str(teacher_run / "export")
 
 
+@pytest.fixture(scope="session")
+def imagenet_export(tmp_path_factory) -> str:
+    """A tiny untrained 1000-class export at 64 px (width and depth 0.1; ~1 s), for the ImageNet benchmarks.
+
+    Its predictions are arbitrary but fixed, which is all the robustness tests need: they
+    compare the benchmarks' scores with the same images scored directly.
+    """
+    import keras
+
+    from efficientnet import build_model, model_config
+    from efficientnet.model import export
+
+    keras.utils.set_random_seed(2)
+    settings = {"width": 0.1, "depth": 0.1, "resolution": 64, "small_images": True}
+    model = build_model("efficientnet-b0", num_classes=1000, **settings)
+    directory = tmp_path_factory.mktemp("imagenet_export")
+    config = model_config("efficientnet-b0", 1000, **settings)
+    export.save_export(str(directory), model, config, class_names=None, extra={})
+    return str(directory)
+
+
 @pytest.fixture
 def background_outcome(request, _background):
     """The outcome of this module's `BACKGROUND_SCENARIO` (waits for it; re-raises its failure)."""

@@ -33,13 +33,9 @@ def save_tiny(directory: Path, num_classes: int, seed: int, *, size: float = 0.2
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, imagenet_export):
     root = tmp_path_factory.mktemp("exports")
-    return {
-        "a": save_tiny(root / "a", 10, 0),
-        "b": save_tiny(root / "b", 10, 1),
-        "imagenet": save_tiny(root / "imagenet", 1000, 2, size=0.1, resolution=64),
-    }
+    return {"a": save_tiny(root / "a", 10, 0), "b": save_tiny(root / "b", 10, 1), "imagenet": imagenet_export}
 
 
 @pytest.mark.slow
