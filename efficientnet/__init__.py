@@ -10,7 +10,7 @@ The package is layered; each layer imports only the ones above it in this list:
 Public entry points (imported lazily, so that `import efficientnet.util.…` does
 not pull in TensorFlow): `build_model`, `build_from_config`, `model_config`,
 `MODEL_SIZES`, `ModelConfig`, `round_filters`, `round_repeats`,
-`load_keras_applications_weights`, `count_multiply_adds`.
+`load_keras_applications_weights`, `load_official_checkpoint`, `count_multiply_adds`.
 """
 
 import importlib
@@ -29,6 +29,7 @@ _PUBLIC = {
     "build_from_config": "efficientnet.model.network",
     "count_multiply_adds": "efficientnet.model.flops",
     "load_keras_applications_weights": "efficientnet.model.keras_weights",
+    "load_official_checkpoint": "efficientnet.model.official_checkpoint",
 }
 __all__ = sorted(_PUBLIC)
 

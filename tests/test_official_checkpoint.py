@@ -185,6 +185,21 @@ def test_variable_counts_of_the_official_models(name, count):
     assert len(flat) == len(set(flat)) == count
 
 
+def test_init_from_values_and_released_names():
+    assert official_checkpoint.parse_init_from("noisy_student:gs://b/ns-b0") == ("gs://b/ns-b0", True)
+    assert official_checkpoint.parse_init_from("noisy_student_raw:ns-b0/model.ckpt") == ("ns-b0/model.ckpt", False)
+    assert official_checkpoint.parse_init_from("runs/teacher/export") is None
+    with pytest.raises(ValueError, match="name a checkpoint after 'noisy_student:'"):
+        official_checkpoint.parse_init_from("noisy_student:")
+    # L2-475 holds efficientnet-l2 variables; its folder tells the resolution it was fine-tuned at.
+    name = official_checkpoint.released_name_of("gs://b/noisy_student_efficientnet-l2_475/model.ckpt")
+    assert name == "efficientnet-l2_475"
+    assert official_checkpoint.RELEASED.get(name) == official_checkpoint.ReleasedCheckpoint(
+        "efficientnet-l2", 475, 88.2
+    )
+    assert official_checkpoint.released_name_of("/data/my-b0/model.ckpt") is None
+
+
 def test_ema_weights_by_default_and_raw_ones_when_asked(released):
     assert np.abs(released["ema_logits"]).max() > 1  # far from a fresh network's ~0
     assert np.abs(released["ema_logits"] - released["raw_logits"]).max() > 1

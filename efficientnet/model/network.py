@@ -2,8 +2,9 @@
 
 The network follows the reference TPU implementation (Tan & Le 2019;
 tensorflow/tpu models/official/efficientnet) layer for layer, so parameter
-counts equal the published ones (docs/efficientnet.md#parameter-counts) and keras.applications
-weights load one-to-one (`efficientnet.model.keras_weights`).
+counts equal the published ones (docs/efficientnet.md#parameter-counts), and keras.applications
+weights (`efficientnet.model.keras_weights`) and the reference's own checkpoints, the released
+Noisy Student ones among them (`efficientnet.model.official_checkpoint`), load one-to-one.
 """
 
 from __future__ import annotations

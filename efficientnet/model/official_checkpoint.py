@@ -66,7 +66,7 @@ EMA_SUFFIX = "/ExponentialMovingAverage"
 INIT_PREFIX = "noisy_student:"
 RAW_INIT_PREFIX = "noisy_student_raw:"
 RELEASE_URL = "https://storage.googleapis.com/cloud-tpu-checkpoints/efficientnet/noisystudent/"
-# Shown where the named layer holds this checkpoint's classifier; skipped for another label set.
+# Our classifier: it takes `head/dense`, or keeps its own weights for another label set.
 CLASSIFIER_LAYER = "logits"
 
 # Variable names inside one layer's scope, in the order of the Keras layer's `weights`.
