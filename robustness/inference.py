@@ -36,13 +36,17 @@ def whole_view(image: tf.Tensor, resolution: int) -> tf.Tensor:
     return preprocessing.resize(image, resolution)
 
 
-def load_classifiers(export_paths: Mapping[str, str]) -> dict[str, Predictor]:
-    """Loads each export once (two names for the same path share one model)."""
+def load_classifiers(export_paths: Mapping[str, str | Predictor]) -> dict[str, Predictor]:
+    """Loads each export once (two names for the same path share one model).
+
+    A value may also be a Predictor already loaded (e.g. one model scored on several
+    benchmarks in one process), which is used as it is.
+    """
     by_path: dict[str, Predictor] = {}
     for path in export_paths.values():
-        if path not in by_path:
+        if not isinstance(path, Predictor) and path not in by_path:
             by_path[path] = Predictor.from_export(path)
-    return {name: by_path[path] for name, path in export_paths.items()}
+    return {name: path if isinstance(path, Predictor) else by_path[path] for name, path in export_paths.items()}
 
 
 def require_num_classes(classifiers: Mapping[str, Predictor], num_classes: int | None, what: str) -> None:

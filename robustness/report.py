@@ -111,8 +111,8 @@ def _corruption_markdown(result, heading) -> list[str]:
     if result["benchmark"] == "imagenet_c" and not all(models[n].get("complete") for n in names):
         evaluated = next(iter(models.values()))["mce_corruptions"]
         lines += [
-            f"Not all 15 corruptions × 5 severities were evaluated: this mCE is over {len(evaluated)} corruption(s) "
-            "with all severities and is not the benchmark's.",
+            "Not all 15 corruptions × 5 severities were evaluated: this mCE is not the benchmark's (it is the "
+            f"mean over the {len(evaluated)} corruption(s) evaluated at all five severities).",
             "",
         ]
     for name in names:

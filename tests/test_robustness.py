@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from efficientnet import build_model, model_config
 from efficientnet.model import export
-from robustness import metrics, report
+from robustness import imagenet_c, metrics, report
 from robustness.corruption_report import corruption_report, corruption_section
 from robustness.imagenet_a import imagenet_a_report
 from robustness.imagenet_c import imagenet_c_report
@@ -100,6 +100,9 @@ def test_mock_imagenet_c_end_to_end(exports, tmp_path):
     assert row["relative_mce"] is not None and not row["complete"]
     markdown = report.markdown(result)
     assert "this mCE is not the benchmark's" in markdown and "| fog |" in markdown
+    # TFDS regenerates the corruptions: never comparable with published mCE, and said so.
+    assert not result["comparable"] and result["data_source"] == imagenet_c.TFDS_SOURCE
+    assert markdown.startswith(f"## ImageNet-C\n\nData: {imagenet_c.TFDS_SOURCE}. **Not comparable")
 
 
 @pytest.mark.slow
