@@ -182,8 +182,9 @@ def imagenet_c_layout(
     Returns a dict: `corruptions` and `severities` evaluated, `groups` [(corruption, severity)]
     in stream order, `folders` (published_files.ClassFolder, group = index into groups), and
     `missing`: the benchmark corruptions not there (or not asked for), the severities missing
-    per corruption, the wnids missing per `corruption/severity`. A folder that is not an
-    ImageNet-C corruption, a severity or a wnid is an error that names it.
+    per corruption, the wnids missing per `corruption/severity`, the extras asked for but
+    absent. A folder that is not an ImageNet-C corruption, a severity or a wnid is an error
+    that names it.
     """
     published_files.require_dir(root, "--imagenet_c_dir")
     present = published_files.subfolders(root)
@@ -200,6 +201,8 @@ def imagenet_c_layout(
         "corruptions": [c for c in metrics.BENCHMARK_CORRUPTIONS if c not in present or c not in corruptions],
         "severities": {},
         "classes": {},
+        # Extras asked for but not there: listed, not part of mCE, so no reason against comparing.
+        "extras": [c for c in corruptions if c in metrics.EXTRA_CORRUPTIONS and c not in present],
     }
     groups, folders = [], []
     for corruption in corruptions:

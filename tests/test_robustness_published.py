@@ -131,10 +131,14 @@ def test_imagenet_c_missing_corruption_and_severity_are_reported(imagenet_c_tree
     shutil.copytree(imagenet_c_tree, root)
     shutil.rmtree(root / "fog")
     shutil.rmtree(root / "snow" / "5")
-    result = imagenet_c_files_report({"tiny": predictor}, str(root), clean_errors={"tiny": 0.3}, batch_size=32)
+    corruptions = [*metrics.BENCHMARK_CORRUPTIONS, "spatter"]  # an extra that is not there
+    result = imagenet_c_files_report(
+        {"tiny": predictor}, str(root), corruptions=corruptions, clean_errors={"tiny": 0.3}, batch_size=32
+    )
     row = result["models"]["tiny"]
     assert result["missing"]["corruptions"] == ["fog"]
     assert result["missing"]["severities"] == {"snow": [5]}
+    assert result["missing"]["extras"] == ["spatter"] and "speckle_noise" not in row["errors"]
     assert row["errors"]["snow"][:4] == pytest.approx(expected_errors("snow")[:4]) and row["errors"]["snow"][4] is None
     # Neither is averaged in: mCE over the 13 corruptions with all five severities, flagged.
     assert "snow" not in row["ce"] and "fog" not in row["errors"]
@@ -148,7 +152,7 @@ def test_imagenet_c_missing_corruption_and_severity_are_reported(imagenet_c_tree
 
 
 def test_imagenet_c_comparability_rules():
-    complete = {"corruptions": [], "severities": {}, "classes": {}}
+    complete = {"corruptions": [], "severities": {}, "classes": {}, "extras": ["spatter"]}
     assert not_comparable_reasons(complete, metrics.SEVERITIES, None, 0) == []
     assert not_comparable_reasons(complete, [1, 2], None, 0) == [
         "severities evaluated: 1, 2 (the benchmark's mCE needs 1-5)"
