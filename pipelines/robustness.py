@@ -170,19 +170,7 @@ def run_benchmark(benchmark: str, exports: dict[str, str], severities: list[int]
         )
     if benchmark == "imagenet_c":
         clean = None if _CLEAN_ERROR.value is None else {next(iter(exports)): _CLEAN_ERROR.value}
-        if _IMAGENET_C_DIR.value:
-            return imagenet_c_files_report(
-                exports,
-                _IMAGENET_C_DIR.value,
-                corruptions=_CORRUPTIONS.value,
-                severities=severities,
-                clean_errors=clean,
-                data_dir=_DATA_DIR.value,
-                max_examples=_MAX_EXAMPLES.value,
-                batch_size=_BATCH_SIZE.value,
-            )
-        return imagenet_c_report(
-            exports,
+        options = dict(
             corruptions=_CORRUPTIONS.value,
             severities=severities,
             clean_errors=clean,
@@ -190,6 +178,9 @@ def run_benchmark(benchmark: str, exports: dict[str, str], severities: list[int]
             max_examples=_MAX_EXAMPLES.value,
             batch_size=_BATCH_SIZE.value,
         )
+        if _IMAGENET_C_DIR.value:
+            return imagenet_c_files_report(exports, _IMAGENET_C_DIR.value, **options)
+        return imagenet_c_report(exports, **options)
     if benchmark == "imagenet_a":
         return imagenet_a_report(
             exports,
