@@ -15,8 +15,7 @@ from collections import defaultdict
 from absl import flags
 
 from efficientnet.util import cli, fileio
-from pipelines.manifest import ORACLE, STUDENT, TEACHER
-from pipelines.report import REPORT_FILE, gap_closed
+from pipelines.report import REPORT_FILE, gaps_closed
 
 FLAGS = flags.FLAGS
 
@@ -45,15 +44,10 @@ def summarize_gaps(work_dirs: list[str], split: str = "test") -> list[dict]:
     """
     closed: dict[int, list[float]] = defaultdict(list)
     for work_dir in work_dirs:
-        rows = fileio.read_json(os.path.join(work_dir, REPORT_FILE))["models"]
-        by_key = {(row["round"], row["role"]): row[split] for row in rows}
-        if (0, TEACHER) not in by_key or (1, ORACLE) not in by_key:
-            continue
-        for (round_index, role), accuracy in by_key.items():
-            if role == STUDENT:
-                share = gap_closed(accuracy, by_key[(0, TEACHER)], by_key[(1, ORACLE)])
-                if share is not None:
-                    closed[round_index].append(share)
+        models = fileio.read_json(os.path.join(work_dir, REPORT_FILE))["models"]
+        for round_index, share in gaps_closed(models, split).items():
+            if share is not None:
+                closed[round_index].append(share)
     return [
         {"round": k, "runs": len(v), "mean": statistics.fmean(v), "std": statistics.pstdev(v), "values": v}
         for k, v in sorted(closed.items())

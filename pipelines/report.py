@@ -85,6 +85,18 @@ def gap_closed(student: float, teacher: float, oracle: float) -> float | None:
     return (student - teacher) / (oracle - teacher) if oracle > teacher else None
 
 
+def gaps_closed(models: list[dict[str, Any]], role: str = "test") -> dict[int, float | None]:
+    """`gap_closed` of each round's student on `role` data, against this run's teacher and
+    oracle; empty when the run has no teacher or no oracle."""
+    by_key = {(row["round"], row["role"]): row[role] for row in models}
+    teacher, oracle = by_key.get((0, TEACHER)), by_key.get((1, ORACLE))
+    if teacher is None or oracle is None:
+        return {}
+    return {
+        k: gap_closed(accuracy, teacher, oracle) for (k, kind), accuracy in sorted(by_key.items()) if kind == STUDENT
+    }
+
+
 def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
     """Plain statements of the effects the method predicts, with measured gaps on `role` data."""
     by_key = {(row["round"], row["role"]): row for row in models}
@@ -105,16 +117,12 @@ def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
         compare(f"student round {k} vs round {k - 1}", (k, STUDENT), (k - 1, STUDENT))
     for k in rounds:
         compare(f"noised vs un-noised student, round {k}", (k, STUDENT), (k, STUDENT_NO_NOISE))
-    oracle, teacher = by_key.get((1, ORACLE)), by_key.get((0, TEACHER))
-    if oracle and teacher:
-        for k in rounds:
-            if (k, STUDENT) in by_key:
-                closed = gap_closed(by_key[(k, STUDENT)][role], teacher[role], oracle[role])
-                share = "no gap to close" if closed is None else f"closes {100 * closed:.0f} %"
-                lines.append(
-                    f"- student round {k}: {share} of the teacher→oracle gap "
-                    f"(teacher {teacher[role]:.3f}, oracle {oracle[role]:.3f}, {role})"
-                )
+    for k, closed in gaps_closed(models, role).items():
+        share = "no gap to close" if closed is None else f"closes {100 * closed:.0f} %"
+        lines.append(
+            f"- student round {k}: {share} of the teacher→oracle gap "
+            f"(teacher {by_key[(0, TEACHER)][role]:.3f}, oracle {by_key[(1, ORACLE)][role]:.3f}, {role})"
+        )
     return lines
 
 
