@@ -106,6 +106,7 @@ def test_init_from_an_export_copies_weights_and_skips_a_different_classifier(tea
     np.testing.assert_array_equal(other.get_layer("head_conv").kernel.numpy(), source.get_layer("head_conv").kernel)
 
 
+@pytest.mark.slow  # end to end: a student run of its own
 def test_the_oracle_is_a_student_whose_targets_are_the_true_labels(tmp_path):
     """pipelines.iterate --oracle: the student's run, reading the unlabeled pool with its labels, hard targets."""
     config = tiny_config(
