@@ -47,8 +47,8 @@ def keras_efficientnet(variant: str, resolution: int, *, imagenet_normalization:
     "variant, resolution",
     [
         ("B0", 224),
-        ("B0", 250),
-        pytest.param("B3", 300, marks=pytest.mark.slow),  # another size; B0 at 250 covers other resolutions
+        pytest.param("B0", 250, marks=pytest.mark.slow),  # another resolution
+        pytest.param("B3", 300, marks=pytest.mark.slow),  # another size
     ],
 )
 def test_same_logits_as_keras_applications(variant, resolution):

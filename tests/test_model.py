@@ -45,7 +45,14 @@ def shapes_only():
         keras.backend.clear_session(free_memory=False)
 
 
-@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMETERS))
+# The three largest take 1.5-2 s each to build, even without weights; B0-B4 run in the quick suite.
+LARGE = {"efficientnet-b5", "efficientnet-b6", "efficientnet-b7"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=[pytest.mark.slow] if name in LARGE else []) for name in sorted(PUBLISHED_PARAMETERS)],
+)
 def test_parameter_counts_match_published(name):
     with shapes_only():
         model = build_model(name)

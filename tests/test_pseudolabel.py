@@ -405,6 +405,7 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path, monkeypa
     assert collections.Counter(read_output(rerun_dir)) == collections.Counter(read_output(output_dir))
 
 
+@pytest.mark.slow  # a whole Beam job
 def test_folder_corpus_hard_labels_without_balancing(teacher, tmp_path):
     root = tmp_path / "folder"
     for index, encoded in enumerate(digit_pngs(24, offset=100)):
@@ -439,6 +440,7 @@ def test_folder_corpus_hard_labels_without_balancing(teacher, tmp_path):
     assert [per_class[label] for label in range(NUM_CLASSES)] == document["counts_per_class"]["before_filtering"]
 
 
+@pytest.mark.slow  # a whole Beam job
 def test_digits_unlabeled_reports_pseudo_label_accuracy(teacher, tmp_path, capfd):
     output_dir = str(tmp_path / "pseudo")
     document = run_labeling(
@@ -460,6 +462,7 @@ def test_digits_unlabeled_reports_pseudo_label_accuracy(teacher, tmp_path, capfd
     assert json.load(open(os.path.join(output_dir, "config.json")))["input"] == "digits"
 
 
+@pytest.mark.slow  # a whole Beam job
 def test_tfds_images_keep_their_stored_bytes(teacher, tmp_path):
     import tensorflow_datasets as tfds
 

@@ -117,6 +117,7 @@ def test_mock_imagenet_a_end_to_end(exports):
     assert "| tiny | 6 |" in report.markdown(result)
 
 
+@pytest.mark.slow  # end to end
 def test_imagenet_p_from_npy_sequences(exports, tmp_path):
     rng = np.random.default_rng(0)
     for perturbation in ("gaussian_noise", "translate"):

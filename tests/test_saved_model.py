@@ -59,6 +59,7 @@ def saved_model(teacher, tmp_path_factory):
     return serving.write_saved_model(teacher, str(tmp_path_factory.mktemp("serving") / "saved_model"))
 
 
+@pytest.mark.slow  # writes and loads a whole SavedModel (the module's fixture)
 def test_probabilities_equal_the_keras_exports(teacher, saved_model):
     encoded = encoded_digits()
     outputs = tf.saved_model.load(saved_model).signatures["serving_default"](image_bytes=tf.constant(encoded))
@@ -78,6 +79,7 @@ def test_probabilities_equal_the_keras_exports(teacher, saved_model):
     assert outputs["top_class"].numpy().astype(str).tolist() == [names[i] for i in expected.argmax(-1)]
 
 
+@pytest.mark.slow  # writes and loads a whole SavedModel (the module's fixture)
 def test_signature_as_the_readme_documents_it(saved_model):
     assert serving.describe_signature(saved_model) == (
         "serving_default(image_bytes: string [None]) -> class_names: string [None, 10], "
@@ -95,6 +97,7 @@ def test_class_names_default_to_indices():
         serving.class_names_of({"class_names": ["cat", "dog"]}, 3)
 
 
+@pytest.mark.slow  # writes and loads a whole SavedModel (the module's fixture)
 def test_failed_copy_leaves_no_saved_model_and_a_rerun_completes(saved_model, tmp_path, monkeypatch):
     """The old saved_model.pb goes first and the new one comes last, so a copy
     that fails part-way leaves a directory that no loader takes for a model.

@@ -76,6 +76,7 @@ def test_evaluate_cli(teacher_dir, cli_runs):
     assert metrics == json.loads((teacher_dir / "export" / "model.json").read_text())["metrics"]
 
 
+@pytest.mark.slow  # a whole train() call on the finished run: restores, then exports again
 def test_finished_run_is_not_trained_again(teacher_dir, capfd):
     before = (teacher_dir / "checkpoints" / "ckpt-100.index").stat().st_mtime
     train(teacher_config(teacher_dir))

@@ -103,6 +103,7 @@ def workers_scenario(root: Path) -> dict:
 
 BACKGROUND_SCENARIO = workers_scenario
 BACKGROUND_PROCESSES = 3  # the two-replica process beside the two workers
+BACKGROUND_WAITS = True  # the chief waits ~25 s for its killed peer's heartbeats
 
 
 @pytest.fixture
