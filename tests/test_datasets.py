@@ -156,6 +156,11 @@ def test_digits_rejects_unknown_split():
     splits = r"\['train', 'validation', 'unlabeled', 'test', 'unlabeled_with_labels'\]"
     with pytest.raises(ValueError, match=r"needs a split, one of " + splits):
         open_source("digits").examples("val")
+    # A TFDS slice is refused before anything is read, saying where slices work.
+    with pytest.raises(
+        ValueError, match=r"reads whole splits, .*got 'train\[:10\]' \(slices such as .* are for tfds: sources\)"
+    ):
+        open_source("digits").num_examples("train[:10]")
 
 
 def test_unknown_source_lists_valid_ones():

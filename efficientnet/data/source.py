@@ -119,7 +119,12 @@ class Source:
         if self.split_names is None:
             if split is not None:
                 raise ValueError(f"{self.spec!r} has no splits (got split {split!r}); point the source at the files")
-        elif split is None or split.split("[")[0] not in self.split_names:
+        elif split is not None and "[" in split and split.split("[")[0] in self.split_names:
+            raise ValueError(
+                f"{self.spec!r} reads whole splits, one of {list(self.split_names)}; got {split!r} "
+                "(slices such as 'train[:10%]' are for tfds: sources)"
+            )
+        elif split not in self.split_names:
             raise ValueError(f"{self.spec!r} needs a split, one of {list(self.split_names)}; got {split!r}")
 
     def default_split(self, purpose: str) -> str | None:

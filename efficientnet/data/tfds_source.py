@@ -47,7 +47,7 @@ class TfdsSource(Source):
         if split is None:
             raise ValueError(f"{self.spec!r} needs a split, e.g. 'train'")
         if self.split_names:
-            super().check_split(split)
+            super().check_split(split.split("[")[0])  # TFDS reads slices such as 'train[:10%]' itself
 
     def default_split(self, purpose: str) -> str:
         """`train` to train on; `test` to evaluate on, or `validation` where
