@@ -29,7 +29,7 @@ from efficientnet.data.datasets import open_source
 from efficientnet.model import scaling
 from efficientnet.model.network import build_from_config
 from efficientnet.train.config import TrainConfig
-from efficientnet.train.distribute import check_batch_split, parse_tf_config
+from efficientnet.train.distribute import check_batch_split, parse_tf_config, peer_lost
 
 TESTS = Path(__file__).resolve().parent
 
@@ -116,3 +116,29 @@ def test_synchronized_batch_norm_changes_nothing_on_one_replica():
 def test_synchronized_batch_norm_is_refused_with_xla():
     with pytest.raises(ValueError, match="--sync_batch_norm cannot be combined with --jit_compile"):
         TrainConfig(model_dir="x", sync_batch_norm=True, jit_compile=True).validate()
+
+
+# What TensorFlow 2.21 raised in the chief when worker 1 was killed (tests/faults/test_faults_workers.py),
+# shortened: its stack of the failed collective, then the lines that say what happened.
+PEER_LOST = """Graph execution error:
+
+Detected at node efficientnet-b0_1/stem_bn_1/CollectiveReduceV2_2 defined at (most recent call last):
+  File "<frozen runpy>", line 198, in _run_module_as_main
+
+  File "/work/main/efficientnet/train/loop.py", line 433, in step
+
+Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks are unhealthy \
+(stopped sending heartbeats):
+/job:worker/replica:0/task:1
+The tasks have crashed. Check the task logs for an earlier error, or scheduler events (e.g. preemption, eviction) \
+to debug further."""
+
+
+def test_a_lost_peer_is_one_line_naming_it_and_how_to_resume():
+    stopped = peer_lost(tf.errors.UnavailableError(None, None, PEER_LOST), "runs/x/checkpoints")
+    assert str(stopped) == (
+        "a worker of this multi-worker run stopped (Collective ops is aborted by: Error reported from "
+        "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats): "
+        "/job:worker/replica:0/task:1); rerun every worker with the same command and TF_CONFIG to resume from "
+        "the last checkpoint in runs/x/checkpoints"
+    )

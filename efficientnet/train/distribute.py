@@ -14,6 +14,9 @@ a flag. What changes with more than one replica, and where it is handled:
   (`loop.average_across_replicas`).
 - Files: only the chief writes (`Task.is_chief`, `TrainingRun`), and it
   evaluates alone after the last step (`loop.train`).
+- A worker that dies stops the others at their next collective (the
+  coordination service misses its heartbeats); `peer_lost` turns TensorFlow's
+  error into one line that says how to resume.
 
 Multi-worker runs read the cluster from `TF_CONFIG`, as TensorFlow does;
 `parse_tf_config` checks it first so that a mistake is one line naming
@@ -30,6 +33,8 @@ import os
 import keras
 import tensorflow as tf
 from absl import logging
+
+from efficientnet.util.cli import Stopped
 
 STRATEGIES = ("auto", "tpu", "mirrored", "multiworker", "cpu")
 # bfloat16 on TPU as in the reference, float16 with loss scaling on GPUs; the
@@ -141,6 +146,20 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
     return parse_tf_config(os.environ.get(TF_CONFIG)).is_chief
+
+
+def peer_lost(error: tf.errors.UnavailableError, checkpoint_dir: str) -> Stopped:
+    """The one-line error of a multi-worker run whose peer stopped, from TensorFlow's `error`.
+
+    TensorFlow's message holds the Python stack of the collective that failed;
+    only its lines naming tasks (`/job:worker/replica:0/task:1`) say what happened.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if "/job:" in line]
+    cause = " ".join(lines) or str(error).strip().splitlines()[-1]
+    return Stopped(
+        f"a worker of this multi-worker run stopped ({cause}); rerun every worker with the same command and "
+        f"{TF_CONFIG} to resume from the last checkpoint in {checkpoint_dir}"
+    )
 
 
 def check_batch_split(flag: str, batch_size: int, replicas: int) -> None:

@@ -48,7 +48,7 @@ from efficientnet.model.inference import Predictor
 from efficientnet.model.network import build_from_config
 from efficientnet.train import losses
 from efficientnet.train.config import TrainConfig, check_resumable
-from efficientnet.train.distribute import check_batch_split, is_chief, make_strategy, set_precision
+from efficientnet.train.distribute import check_batch_split, is_chief, make_strategy, peer_lost, set_precision
 from efficientnet.train.ema import EMA
 from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig
 from efficientnet.util import fileio
@@ -180,6 +180,10 @@ def train(config: TrainConfig, data: Data | None = None) -> dict[str, Any]:
     run = TrainingRun.start(config, data, strategy)
     try:
         run.run_steps()
+    except tf.errors.UnavailableError as error:
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        raise peer_lost(error, os.path.join(config.model_dir, CHECKPOINT_DIR)) from None
     finally:
         run.close()
     return run.export() if run.chief else {}

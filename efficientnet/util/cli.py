@@ -4,8 +4,10 @@ Users should see one line saying what is wrong with their input, not a
 Python traceback, and scripts calling the tools need a non-zero exit code.
 `run(main)` gives every CLI that behaviour: errors that describe bad input
 (`ValueError`, which includes unknown registry names, and missing files) are
-printed on one line as `error: …` and exit with status 2; anything else is a
-bug and keeps its traceback.
+printed on one line as `error: …` and exit with status 2. A run stopped by
+something outside the program (`Stopped`: a worker of a multi-worker run
+died) is one line too, saying how to resume, and exits with status 1.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from absl import app
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 EXIT_USER_ERROR = 2
+EXIT_STOPPED = 1
+
+
+class Stopped(RuntimeError):
+    """The work stopped for a reason outside this program; the message says how to go on."""
 
 
 def one_line(message: str) -> str:
@@ -33,5 +40,8 @@ def run(main: Callable[[list[str]], None]) -> None:
         except USER_ERRORS as error:
             print(f"error: {one_line(str(error))}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+        except Stopped as error:
+            print(f"error: {one_line(str(error))}", file=sys.stderr)
+            sys.exit(EXIT_STOPPED)
 
     app.run(guarded)

@@ -424,5 +424,6 @@ def test_readme_table_documents_every_case():
         "grayscale, CMYK or PNG-with-alpha image",
         "unlabeled images directly in a folder (labeling)",
         "killed run (SIGKILL)",
+        "a worker of a multi-worker run dies",  # tests/faults/test_faults_workers.py
     ):
         assert name in rows, name

@@ -137,7 +137,14 @@ def test_a_killed_worker_stops_the_chief_and_both_resume(runs):
     seen, killed = runs["killed seen"], runs["killed"]
     assert KILL_AFTER <= seen["last"] < STEPS
     assert seen["chief exit"] not in (None, 0), "the chief hung or finished without its peer"
-    assert "task:1" in seen["chief stderr"], seen["chief stderr"][-4000:]  # names the dead peer
+    # One line naming the dead peer and saying how to resume, not TensorFlow's traceback.
+    assert "Traceback" not in seen["chief stderr"], seen["chief stderr"][-4000:]
+    last_line = seen["chief stderr"].strip().splitlines()[-1]
+    assert last_line.startswith("error: a worker of this multi-worker run stopped (") and "task:1" in last_line
+    assert last_line.endswith(
+        f"rerun every worker with the same command and TF_CONFIG to resume from the last "
+        f"checkpoint in {killed.model_dir}/checkpoints"
+    )
     assert len(seen["scratch after the kill"]) == 1  # the killed worker's, outside model_dir
     chief, worker = seen["rerun"]
     for result in (chief, worker):
