@@ -90,7 +90,7 @@ def test_steps_are_data():
 
 def test_a_step_is_done_only_with_its_settings_and_a_complete_output(tmp_path):
     """An export cut off before its model.json (written last) is incomplete: its step runs again
-    (training then resumes from its final checkpoint, tests/faults/test_faults_kill.py)."""
+    (training then resumes from its final checkpoint, tests/faults/test_faults_iteration.py)."""
     manifest = Manifest(str(tmp_path))
     marker = tmp_path / "model.json"
     marker.write_text("{}")

@@ -42,7 +42,7 @@ ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
 def teacher_config(model_dir) -> TrainConfig:
-    """Deterministic, so that tests/faults/test_faults_kill.py can resume a killed copy of it to the same weights."""
+    """Deterministic, so that the numbers several tests read from it do not change between sessions."""
     return tiny_config(model_dir, deterministic=True, **TEACHER_NOISE)
 
 

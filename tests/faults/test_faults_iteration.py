@@ -17,8 +17,9 @@ kills make no uninterrupted runs of their own to compare with: they repeat
 the commands the loop recorded for round 1 in `rounds.json` (into another
 directory) and must end where the loop's round 1 ended. So they run after the
 loop, in the same scenario (a scenario cannot wait for another: they share
-one slot, tests/conftest.py), and their tests live here. The teacher kill is
-in test_faults_kill.py, against the session teacher.
+one slot, tests/conftest.py), and their tests live here. A teacher.train worker
+is killed the same way in test_faults_workers.py; the two kills cover the shared
+training loop with and without noise, on one process and on two workers.
 """
 
 import hashlib
