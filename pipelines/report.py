@@ -118,9 +118,13 @@ def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
     for k in rounds:
         compare(f"noised vs un-noised student, round {k}", (k, STUDENT), (k, STUDENT_NO_NOISE))
     for k, closed in gaps_closed(models, role).items():
-        share = "no gap to close" if closed is None else f"closes {100 * closed:.0f} %"
+        share = (
+            "no teacher→oracle gap to close"
+            if closed is None
+            else f"closes {100 * closed:.0f} % of the teacher→oracle gap"
+        )
         lines.append(
-            f"- student round {k}: {share} of the teacher→oracle gap "
+            f"- student round {k}: {share} "
             f"(teacher {by_key[(0, TEACHER)][role]:.3f}, oracle {by_key[(1, ORACLE)][role]:.3f}, {role})"
         )
     return lines

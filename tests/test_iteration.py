@@ -180,6 +180,10 @@ def test_gap_closed_is_the_students_share_of_the_teacher_to_oracle_distance():
     lines = comparisons(models)
     assert "- student round 1: closes 40 % of the teacher→oracle gap (teacher 0.900, oracle 1.000, test)" in lines
     assert "- student round 2: closes 70 % of the teacher→oracle gap (teacher 0.900, oracle 1.000, test)" in lines
+    models[3]["test"] = 0.89  # an oracle below its teacher leaves nothing to close
+    assert "- student round 1: no teacher→oracle gap to close (teacher 0.900, oracle 0.890, test)" in comparisons(
+        models
+    )
 
 
 def test_compare_runs_gives_the_gap_closed_per_round_over_seeds(tmp_path):
