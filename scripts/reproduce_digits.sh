@@ -8,8 +8,9 @@
 # WORK_ROOT defaults to runs/reproduce. Variants (configs/<variant>.json):
 # digits (150 labels), digits_4_per_class (40 labels), digits_larger_students,
 # digits_hard_labels; all four by default. A run takes 10-13 minutes on a
-# 2-core CPU (larger students about 30), so all of them take about 3.5 hours. Resumable: rerun the same
-# command and finished steps (recorded in each run's rounds.json) are skipped.
+# 2-core CPU (larger students about 30), so all of them take about 3.5 hours.
+# Resumable: rerun the same command and finished steps (recorded in each run's
+# rounds.json) are skipped.
 # The tables go to WORK_ROOT/<variant>.md as well as to the console.
 set -euo pipefail
 cd "$(dirname "$0")/.."

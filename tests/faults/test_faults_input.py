@@ -8,10 +8,10 @@ A process start is mostly Python and TensorFlow importing, so each CLI's cases
 share one process (tests/cli_driver.py runs the module's own entry block once
 per command line, each with its own exit status and stderr). Every CLI also
 runs as its own `python -m` process elsewhere in the suite: teacher.train in
-tests/conftest.py (the session teacher) and test_faults_workers.py, pipelines.iterate (through run_iteration.sh),
-student.train and pseudolabel.run in test_faults_iteration.py, teacher.evaluate
-and teacher.train's bad-flag error in test_training.py, pseudolabel.run's bad
-input in test_pseudolabel.py.
+tests/conftest.py (the session teacher) and test_faults_workers.py,
+pipelines.iterate (through run_iteration.sh), student.train and pseudolabel.run
+in test_faults_iteration.py, teacher.evaluate and teacher.train's bad-flag
+error in test_training.py, pseudolabel.run's bad input in test_pseudolabel.py.
 """
 
 import collections
