@@ -4,11 +4,11 @@ Any dataset spec works, read by the same `Source` readers training uses
 (efficientnet/data/datasets.py), so an image has the same id here as in
 training and evaluation. The corpus is cut into the source's natural shards
 (`Source.num_shards`: a TFRecord file, a few hundred image files, a TFDS file)
-and each worker reads whole shards with `Source.examples(shard=…,
-decode=False)`: the original JPEG/PNG bytes go on untouched (sources that only
-hold pixels, like digits, give PNG). A record that cannot be read arrives with
-empty bytes, so the teacher's decoding turns it into a dead letter named by
-its id, like any undecodable image.
+and each worker reads whole shards with `Source.encoded_batches(shard=…)`
+(`examples(decode=False)` a batch at a time): the original JPEG/PNG bytes go
+on untouched (sources that only hold pixels, like digits, give PNG). A record
+that cannot be read arrives with empty bytes, so the teacher's decoding turns
+it into a dead letter named by its id, like any undecodable image.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ class _ReadShardFn(beam.DoFn):
         self._source = open_source(self._spec, data_dir=self._data_dir)
 
     def process(self, index: int):
-        examples = self._source.examples(self._split, shard=(index, self._num_shards), decode=False)
-        for example in examples.as_numpy_iterator():
-            yield example["id"].decode(), example["encoded"]
+        for batch in self._source.encoded_batches(self._split, shard=(index, self._num_shards)):
+            for example_id, encoded in zip(batch["id"], batch["encoded"], strict=True):
+                yield example_id.decode(), encoded
 
 
 class ReadImages(beam.PTransform):

@@ -396,6 +396,26 @@ def test_shards_partition_every_source_with_the_ids_of_the_whole(tmp_path):
         open_source("digits").examples("test", shard=(2, 2))
 
 
+def test_encoded_batches_match_the_guarded_read_also_past_a_failing_record(tmp_path):
+    """The fast unguarded read is an optimisation only: a record that fails
+    mid-batch switches to the guarded read at the first record not yet yielded."""
+    good = [encode(smooth_image(index)) for index in range(7)]
+    write_records(tmp_path / "part-0", [imagenet_record(encoded, 1) for encoded in good[:5]])
+    write_records(tmp_path / "part-1", [imagenet_record(good[5], 1), b"not an Example", imagenet_record(good[6], 1)])
+    write_images([tmp_path / "images" / f"{index}.png" for index in range(3)])
+    read = {}
+    for spec, split in ((f"tfrecord:{tmp_path}/part-*", None), (f"folder:{tmp_path}/images", None), ("digits", "test")):
+        source = open_source(spec)
+        expected = [(e["id"], e["encoded"], int(e["label"])) for e in collect(source.examples(split, decode=False))]
+        batches = list(source.encoded_batches(split, batch_size=2))
+        assert all(len(batch["id"]) <= 2 for batch in batches)
+        read[spec] = [row for b in batches for row in zip(b["id"], b["encoded"], map(int, b["label"]), strict=True)]
+        assert read[spec] == expected, spec
+    # the record that is not an Example failed the fast read; the guarded one keeps it, empty, under its id
+    failed = [row for row in read[f"tfrecord:{tmp_path}/part-*"] if not row[1]]
+    assert failed == [(f"{tmp_path}/part-1#1".encode(), b"", UNKNOWN_LABEL)]
+
+
 def test_stored_bytes_are_passed_on_and_unreadable_records_kept_empty(tmp_path):
     good = encode(smooth_image(0))
     write_records(

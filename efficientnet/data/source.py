@@ -89,6 +89,33 @@ class Source:
         `encoded` bytes, so that its consumer (the labeling job) fails to
         decode it and reports it by id; with `decode=True` it is skipped.
         """
+        return self._examples(split, shuffle_files, seed, shard, decode, guarded=self.reads_files)
+
+    def encoded_batches(self, split: str | None = None, *, shard: Shard | None = None, batch_size: int = 256):
+        """`examples(split, shard=shard, decode=False)` as dicts of numpy arrays, `batch_size` at a time.
+
+        For Python consumers such as the labeling job's reader. Records are
+        read optimistically, through one parallel map with no per-record guard:
+        the guard (`guarded_map`) builds a small dataset per record, which costs
+        about 0.25 ms per record on a 2-core machine, as much as labeling a
+        32 px image. Only when a record fails is the rest of the part re-read
+        through the guard, from the first record not yet yielded, so a bad
+        record still arrives with empty bytes and its id.
+        """
+        done = 0
+        try:
+            fast = self._examples(split, False, 0, shard, decode=False, guarded=False)
+            for batch in fast.batch(batch_size).prefetch(1).as_numpy_iterator():
+                yield batch
+                done += len(batch["id"])
+            return
+        except tf.errors.OpError:
+            if not self.reads_files:
+                raise
+        guarded = self._examples(split, False, 0, shard, decode=False, guarded=True).skip(done)
+        yield from guarded.batch(batch_size).as_numpy_iterator()
+
+    def _examples(self, split, shuffle_files, seed, shard, decode, *, guarded: bool) -> tf.data.Dataset:
         self.check_split(split)
         index, count = shard or (0, 1)
         if not 0 <= index < count:
@@ -103,7 +130,7 @@ class Source:
                 example = without(example, "image") | {"encoded": tf.io.encode_png(example["image"])}
             return example
 
-        if not self.reads_files:
+        if not guarded:
             return raw.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return guarded_map(raw, prepare, self.skipped_images, keep_failures=not decode)
 
