@@ -347,6 +347,8 @@ def test_empty_read_counts_undecodable_files(tmp_path):
     source = open_source(f"folder:{tmp_path}/pile")
     with pytest.raises(EmptySourceError, match=r"yields no image: .*; 2 file\(s\) skipped as undecodable"):
         source.require_images(None)
+    write_images([tmp_path / "pile" / "c.png"])  # after the two bad files: found past them
+    open_source(f"folder:{tmp_path}/pile").require_images(None)
 
 
 def test_default_splits_fit_each_source(tmp_path):
