@@ -1,16 +1,24 @@
-"""Batched teacher inference inside Beam: one model per worker process.
+"""Batched teacher inference inside Beam: Beam's RunInference with a model handler of our own.
 
-Beam's RunInference would do, but its TensorFlow handler imports
-tensorflow_hub at import time and knows nothing of `model.json`
-(docs/platform.md#apache-beam). So this is the equivalent DoFn:
-`beam.BatchElements` upstream, and a `Predictor` (efficientnet/model/inference.py,
-the same inference path evaluation uses) shared by all DoFn instances of a
-worker process through `apache_beam.utils.shared.Shared`, loaded once in
-`setup`, never per element or per bundle.
+`TeacherModelHandler` loads the teacher through the project's export loader
+(`Predictor.from_export`: Keras safe mode, the project's layers, the
+resolution `model.json` records, the same inference path evaluation uses)
+instead of Beam's TensorFlow handler, which imports tensorflow_hub at import
+time and knows nothing of `model.json` (docs/platform.md#apache-beam).
+RunInference batches the images (`beam.BatchElements`), keeps one teacher per
+worker process, loaded once in `setup`, never per element or per bundle, and
+reports Beam's standard inference metrics (`RunInference` namespace:
+`num_inferences`, `inference_batch_latency_micro_secs`,
+`load_model_latency_milli_secs`, …). It replaced an equivalent DoFn of our
+own after labeling as fast as it, side by side in one run (2026-11-30).
 
 The teacher is used un-noised, exactly as it is evaluated
 (docs/noisy_student.md#the-procedure): the eval view at the resolution its
 export records, `training=False`, its EMA weights.
+
+An image that does not decode gives the reason instead of probabilities and
+its batch goes on without it: one bad file never fails the job.
+`SortOutcomesFn` turns the results into labeled records and dead letters.
 
 Progress: each worker process prints a progress line of the images it
 labeled (efficientnet/util/progress.py) on its stderr, the worker log on a
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.utils import shared
 
 from efficientnet.model.inference import Predictor
@@ -52,47 +61,98 @@ class WorkerTeacher:
         return shared_handle.acquire(lambda: cls(path, total_images), tag=path)
 
 
-class LabelBatchFn(beam.DoFn):
-    """Lists of `(id, encoded)` → `(id, encoded, probabilities)`; failures tagged.
-
-    An undecodable image yields `TaggedOutput("failed", {"id", "error"})` and
-    its batch goes on without it: one bad file never fails the job.
+class TeacherModelHandler(ModelHandler):
+    """RunInference's handler for the teacher: batches of `(id, encoded)` →
+    one `PredictionResult` per image, whose `inference` is its probabilities
+    (float32 [num_classes]) or, for an image that does not decode, the reason.
 
     Args:
       teacher_path: The teacher's export directory.
       temperature: Soft labels are softmax(logits / temperature).
       shared_handle: One `Shared()` per pipeline: the teacher is loaded once per process.
+      batch_size: Images per forward pass.
       total_images: The corpus size for the progress line's ETA, when this
         process labels all of it (the local runner); None on a distributed one.
     """
 
     def __init__(
-        self, teacher_path: str, temperature: float, shared_handle: shared.Shared, total_images: int | None = None
+        self,
+        teacher_path: str,
+        temperature: float,
+        shared_handle: shared.Shared,
+        batch_size: int,
+        total_images: int | None = None,
     ):
-        self._teacher_path = teacher_path
-        self._temperature = temperature
-        self._shared_handle = shared_handle
-        self._total_images = total_images
+        super().__init__()
+        self._teacher_path, self._temperature = teacher_path, temperature
+        self._shared_handle, self._batch_size, self._total_images = shared_handle, batch_size, total_images
+
+    def load_model(self) -> WorkerTeacher:
+        return WorkerTeacher.acquire(self._shared_handle, self._teacher_path, self._total_images)
+
+    def run_inference(self, batch, model: WorkerTeacher, inference_args=None) -> list[PredictionResult]:
+        views, good, errors = model.predictor.views_of_encoded([encoded for _, encoded in batch])
+        outcomes: list = [None] * len(batch)
+        for index, message in errors:
+            outcomes[index] = message
+        if good:
+            probabilities = soft_probabilities(model.predictor.logits(views), self._temperature)
+            for index, row in zip(good, probabilities, strict=True):
+                outcomes[index] = row
+        model.progress.advance(len(batch), failed=len(errors))
+        return [PredictionResult(example, outcome) for example, outcome in zip(batch, outcomes, strict=True)]
+
+    def get_num_bytes(self, batch) -> int:
+        """The encoded bytes (the base class would pickle every batch to measure it)."""
+        return sum(len(encoded) for _, encoded in batch)
+
+    def batch_elements_kwargs(self) -> dict[str, int]:
+        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
+
+
+class SortOutcomesFn(beam.DoFn):
+    """`PredictionResult`s → `(id, encoded, probabilities)`, or `{"id", "error"}`
+    tagged `FAILED` for an image that did not decode; counts both, and ends the
+    worker's progress line when the worker stops."""
+
+    def __init__(self, teacher_path: str, shared_handle: shared.Shared, total_images: int | None = None):
+        self._teacher_path, self._shared_handle, self._total_images = teacher_path, shared_handle, total_images
         self._labeled = Metrics.counter("pseudolabel", "images_labeled")
         self._failed = Metrics.counter("pseudolabel", "images_failed")
         self._worker: WorkerTeacher | None = None
 
     def setup(self):
+        # The same object RunInference's handler loads in this process: only its progress line is used here.
         self._worker = WorkerTeacher.acquire(self._shared_handle, self._teacher_path, self._total_images)
 
-    def process(self, batch):
-        teacher = self._worker.predictor
-        views, good, errors = teacher.views_of_encoded([encoded for _, encoded in batch])
-        probabilities = soft_probabilities(teacher.logits(views), self._temperature) if good else []
-        self._labeled.inc(len(good))
-        self._failed.inc(len(errors))
-        self._worker.progress.advance(len(batch), failed=len(errors))
-        for index, message in errors:
-            yield beam.pvalue.TaggedOutput(FAILED, {"id": batch[index][0], "error": message})
-        for index, row in zip(good, probabilities, strict=True):
-            example_id, encoded = batch[index]
-            yield example_id, encoded, row
+    def process(self, result: PredictionResult):
+        (example_id, encoded), outcome = result.example, result.inference
+        if isinstance(outcome, str):
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(FAILED, {"id": example_id, "error": outcome})
+        else:
+            self._labeled.inc()
+            yield example_id, encoded, outcome
 
     def teardown(self):
         if self._worker is not None:
             self._worker.progress.close()
+
+
+class LabelImages(beam.PTransform):
+    """`(id, encoded)` → outputs `labeled` (`(id, encoded, probabilities)`) and `FAILED` dead letters.
+
+    Args are those of `TeacherModelHandler`.
+    """
+
+    def __init__(self, teacher_path, temperature, shared_handle, batch_size, total_images=None):
+        super().__init__()
+        self._handler = TeacherModelHandler(teacher_path, temperature, shared_handle, batch_size, total_images)
+        self._sort = SortOutcomesFn(teacher_path, shared_handle, total_images)
+
+    def expand(self, images):
+        return (
+            images
+            | "Teacher" >> RunInference(self._handler)
+            | "Outcomes" >> beam.ParDo(self._sort).with_outputs(FAILED, main="labeled")
+        )

@@ -1,7 +1,7 @@
 """The pseudo-labeling job (docs/noisy_student.md#the-procedure, steps 2–3) as one Beam pipeline.
 
-  read (id, bytes) ──► BatchElements ──► teacher ──► (id, bytes, probabilities)
-                                        └─► dead letters (undecodable images)
+  read (id, bytes) ──► RunInference (teacher) ──► (id, bytes, probabilities)
+                       └─► dead letters (undecodable images)
   filter   top-1 confidence >= threshold
   spill    each kept record, already serialized in its final form, into a
            temporary file of its bundle ──► (id, (file, index))
@@ -47,7 +47,7 @@ from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
 from pseudolabel import balance, commit, launch, outputs, stats, targets
-from pseudolabel.inference import LabelBatchFn, WorkerTeacher
+from pseudolabel.inference import LabelImages, WorkerTeacher
 from pseudolabel.read import FAILED, ReadImages
 
 DEFAULT_BATCH_SIZE = 64
@@ -212,13 +212,8 @@ def build_pipeline(
     images = pipeline | "Read" >> ReadImages(
         config.input, config.split, config.data_dir, num_read_shards, spread=spread_images
     )
-    labeled = (
-        images
-        | "Batch" >> beam.BatchElements(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
-        | "Label"
-        >> beam.ParDo(LabelBatchFn(settings["teacher"], config.temperature, teachers, total_images)).with_outputs(
-            FAILED, main="labeled"
-        )
+    labeled = images | "Label" >> LabelImages(
+        settings["teacher"], config.temperature, teachers, config.batch_size, total_images
     )
     failures = labeled[FAILED]
     predictions = labeled.labeled | "Predictions" >> beam.Map(_prediction)
