@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.ml.inference import base as beam_inference
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.utils import shared
 
@@ -40,6 +41,23 @@ from efficientnet.model.inference import Predictor
 from efficientnet.util.progress import ProgressLine
 from pseudolabel.read import FAILED
 from pseudolabel.targets import soft_probabilities
+
+
+def _restore_beam_memory_metric() -> None:
+    """Beam 2.77 imports `resource` in the same `try` as a module that needs
+    torch, so without torch it sets `resource` to None and warns "Resource
+    module is not available for current platform" at every model load (and
+    reports 0 bytes of model memory). The module is there on Linux and macOS:
+    give it back (docs/platform.md#apache-beam)."""
+    if getattr(beam_inference, "resource", True) is None:
+        try:
+            import resource
+        except ImportError:  # Windows: Beam's warning is right there
+            return
+        beam_inference.resource = resource
+
+
+_restore_beam_memory_metric()
 
 
 class WorkerTeacher:
