@@ -24,6 +24,11 @@ FAILURES_PREFIX = "failures"
 FAILURES_SUFFIX = ".jsonl"
 
 
+def shard_name(shard: int, num_shards: int) -> str:
+    """`pseudo-00001-of-00004.tfrecord`: Beam's name for shard 1 of 4 with SHARD_TEMPLATE."""
+    return f"{RECORD_PREFIX}-{shard:05d}-of-{num_shards:05d}{RECORD_SUFFIX}"
+
+
 def record_pattern(output_dir: str) -> str:
     """The glob of an output directory's records, as `tfrecord:` takes it."""
     return f"{output_dir.rstrip('/')}/{RECORD_PREFIX}-*{RECORD_SUFFIX}"

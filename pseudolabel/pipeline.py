@@ -10,7 +10,9 @@
   join     CoGroupByKey on id of (id, copies) with (id, (file, index))
            ──► GroupByKey on file ──► read each spill file once, in order,
            emitting each selected record `copies` times
-  write    sharded TFRecords, failures.jsonl, stats.json, config.json
+  write    sharded TFRecords (with a fixed shard count, each record in the
+           shard its bytes hash to: `WriteShards`), failures.jsonl,
+           stats.json, config.json
 
 Pixels never go through a shuffle: the per-class shuffle carries
 `(id, confidence)`, the join carries ids and record locations, and records
@@ -29,6 +31,7 @@ writes nothing (`launch.py`).
 
 import collections
 import dataclasses
+import hashlib
 import json
 import os
 import uuid
@@ -250,16 +253,19 @@ def build_pipeline(
             | "ReadSelected" >> beam.FlatMap(_read_selected, spill_dir)
         )
 
-    (
-        serialized
-        | "WriteRecords"
-        >> WriteToTFRecord(
-            os.path.join(work_dir, outputs.RECORD_PREFIX),
-            file_name_suffix=outputs.RECORD_SUFFIX,
-            num_shards=config.num_shards,
-            shard_name_template=outputs.SHARD_TEMPLATE,
+    if config.num_shards:
+        _ = serialized | "WriteRecords" >> WriteShards(work_dir, config.num_shards)
+    else:
+        (
+            serialized
+            | "WriteRecords"
+            >> WriteToTFRecord(
+                os.path.join(work_dir, outputs.RECORD_PREFIX),
+                file_name_suffix=outputs.RECORD_SUFFIX,
+                num_shards=0,
+                shard_name_template=outputs.SHARD_TEMPLATE,
+            )
         )
-    )
     (
         failures
         | "FailureLines" >> beam.Map(lambda failure: json.dumps(failure, sort_keys=True))
@@ -370,6 +376,50 @@ def _read_selected(name_and_selected, spill_dir: str):
             yield serialized
         if index == last:
             break
+
+
+class WriteShards(beam.PTransform):
+    """Serialized records → `num_shards` TFRecord files, each record in the
+    shard its bytes hash to; every shard file is written, empty or not.
+
+    Beam's file sink with a fixed number of shards deals each bundle's records
+    round-robin from a shard drawn at random, so two runs of one job put the
+    same records in different files, and a student reading the files in name
+    order trains on another order. Hashing makes the split a function of the
+    records alone; where the runner hands a shard its records in a fixed order
+    (the local runner), each file is the same byte for byte. Like the file
+    sink's, the grouping shuffles the records; each shard is written whole by
+    one call into the job's temporary directory, so a retried bundle rewrites
+    its file and the directory is committed only after the job succeeded.
+    """
+
+    def __init__(self, work_dir: str, num_shards: int):
+        super().__init__()
+        self._work_dir, self._num_shards = work_dir, num_shards
+
+    def expand(self, serialized):
+        keyed = serialized | "ShardOf" >> beam.Map(lambda record, n: (_shard_of(record, n), record), self._num_shards)
+        every_shard = serialized.pipeline | "EveryShard" >> beam.Create([(s, None) for s in range(self._num_shards)])
+        return (
+            (keyed, every_shard)
+            | "Flatten" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+            | "Write" >> beam.Map(_write_shard, work_dir=self._work_dir, num_shards=self._num_shards)
+        )
+
+
+def _shard_of(record: bytes, num_shards: int) -> int:
+    return int.from_bytes(hashlib.blake2b(record, digest_size=8).digest(), "big") % num_shards
+
+
+def _write_shard(shard_and_records, *, work_dir: str, num_shards: int) -> str:
+    shard, records = shard_and_records
+    name = outputs.shard_name(shard, num_shards)
+    with tf.io.TFRecordWriter(os.path.join(work_dir, name)) as writer:
+        for record in records:
+            if record is not None:  # the marker that makes every shard a group
+                writer.write(record)
+    return name
 
 
 def _write_stats(unused, *, path, settings, before, after_filtering, balanced, images_per_class, num_failures):

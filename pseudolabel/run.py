@@ -49,7 +49,10 @@ flags.DEFINE_string(
 flags.DEFINE_enum("label_type", "soft", list(records.LABEL_TYPES), "Soft probabilities or one-hot.")
 flags.DEFINE_float("temperature", targets.DEFAULT_TEMPERATURE, "Soft labels are softmax(logits / temperature).")
 flags.DEFINE_integer(
-    "num_shards", 0, "Output files; 0 lets the runner decide (one per bundle, no shuffle of the records)."
+    "num_shards",
+    0,
+    "Output files; 0 lets the runner decide (one per bundle, no shuffle of the records); "
+    "N > 0: each record in the file its bytes hash to.",
 )
 flags.DEFINE_integer("batch_size", DEFAULT_BATCH_SIZE, "Images per teacher call.")
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,8 +22,8 @@ from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import load_digits
 from efficientnet.data.input_pipeline import train_dataset
 from efficientnet.model.inference import Predictor
-from pseudolabel import balance, commit, outputs, stats, targets
-from pseudolabel.pipeline import LabelingConfig, run_labeling
+from pseudolabel import balance, commit, launch, outputs, stats, targets
+from pseudolabel.pipeline import LabelingConfig, WriteShards, _shard_of, run_labeling
 from pseudolabel.run import split_argv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -195,6 +196,22 @@ def test_stats_bins_and_document():
     # a (0→0) right, b (0, truly 1) wrong, e right: 2/3 before and after filtering.
     assert document["pseudo_label_accuracy"]["before_filtering"] == pytest.approx(2 / 3)
     assert document["pseudo_label_accuracy"]["after_filtering"] == pytest.approx(2 / 3)
+
+
+def test_write_shards_writes_every_shard_and_splits_by_record(tmp_path):
+    """A fixed shard count: each record in the shard its bytes hash to, empty shards written too."""
+    records_in = [b"a", b"b", b"c", b"c"]  # a duplicated record (balancing's copies) stays in one shard
+    pipeline = launch.new_pipeline(None)
+    with pipeline:
+        _ = pipeline | beam.Create(records_in) | WriteShards(str(tmp_path), 5)
+    names = sorted(os.listdir(tmp_path))
+    assert names == [outputs.shard_name(shard, 5) for shard in range(5)]
+    assert names[1] == "pseudo-00001-of-00005.tfrecord"
+    written = {name: list(tf.data.TFRecordDataset(str(tmp_path / name)).as_numpy_iterator()) for name in names}
+    assert sorted(record for shard in written.values() for record in shard) == sorted(records_in)
+    for record in records_in:
+        assert record in written[outputs.shard_name(_shard_of(record, 5), 5)]
+    assert any(not shard for shard in written.values())  # 3 distinct records, 5 shards: some empty, still written
 
 
 def test_split_argv_sends_unknown_flags_to_beam():
@@ -403,6 +420,12 @@ def test_tfrecord_corpus_end_to_end(teacher, tfrecord_corpus, tmp_path, monkeypa
     assert len(counts) == 2 and sum(map(int, counts)) == read
     assert rerun == document
     assert collections.Counter(read_output(rerun_dir)) == collections.Counter(read_output(output_dir))
+
+    # A second local run writes the same files, byte for byte: a student reads them in the same order.
+    again_dir = str(tmp_path / "again")
+    run_labeling(LabelingConfig(output_dir=again_dir, **config))
+    for name in (f for f in sorted(os.listdir(output_dir)) if f.endswith(outputs.RECORD_SUFFIX)):
+        assert open(os.path.join(again_dir, name), "rb").read() == open(os.path.join(output_dir, name), "rb").read()
 
 
 @pytest.mark.slow  # a whole Beam job
