@@ -158,7 +158,8 @@ def beam_job(corpus: str, export_dir: str, batch_size: int, output_dir: str, thr
 
 def speed(work_dir: str) -> None:
     overrides, side, default_images, default_batch = CONFIGS[FLAGS.config]
-    sizes = (FLAGS.num_images or default_images, (FLAGS.num_images or default_images) * FLAGS.scale)
+    num_images = FLAGS.num_images or default_images
+    sizes = (num_images, num_images * FLAGS.scale)
     batch_size = FLAGS.batch_size or default_batch
     corpora = {size: os.path.join(work_dir, f"corpus-{size}.tfrecord") for size in sizes}
     for size, corpus in corpora.items():

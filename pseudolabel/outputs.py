@@ -25,8 +25,9 @@ FAILURES_SUFFIX = ".jsonl"
 
 
 def shard_name(shard: int, num_shards: int) -> str:
-    """`pseudo-00001-of-00004.tfrecord`: Beam's name for shard 1 of 4 with SHARD_TEMPLATE."""
-    return f"{RECORD_PREFIX}-{shard:05d}-of-{num_shards:05d}{RECORD_SUFFIX}"
+    """`pseudo-00001-of-00004.tfrecord`: the name Beam's file sink gives shard 1 of 4 with SHARD_TEMPLATE."""
+    numbered = SHARD_TEMPLATE.replace("SSSSS", f"{shard:05d}").replace("NNNNN", f"{num_shards:05d}")
+    return RECORD_PREFIX + numbered + RECORD_SUFFIX
 
 
 def record_pattern(output_dir: str) -> str:
