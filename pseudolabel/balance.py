@@ -11,7 +11,7 @@ trained on that skew inherits it.
 
 These are pure functions over plain values so that the hand-computed cases in
 the tests pin the semantics down; the Beam pipeline (`pipeline.py`) applies
-exactly these functions, per element and per class, and never re-implements
+exactly these functions, per batch and per class, and never re-implements
 them. The ordering used everywhere is `ranking_key`: higher confidence first,
 ties broken by the smaller id, so that a selection is the same on every rerun
 and on every runner.
@@ -24,17 +24,20 @@ import heapq
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 DEFAULT_CONFIDENCE_THRESHOLD = 0.3  # docs/noisy_student.md#filtering-and-balancing
 AUTO = "auto"
 
 
-def passes_threshold(confidence: float, threshold: float) -> bool:
+def passes_threshold(confidence, threshold: float):
     """Whether an image with this top-1 confidence is kept; the boundary is kept.
+    Given an array of confidences, a boolean array of the same shape.
 
     Compared in float64: a float32 probability of exactly 0.3 (0.30000001…)
     is kept at the default threshold, 0.2999 is dropped.
     """
-    return float(confidence) >= float(threshold)
+    return np.asarray(confidence, np.float64) >= float(threshold)
 
 
 def ranking_key(confidence: float, example_id: str) -> tuple[float, str]:
@@ -42,8 +45,8 @@ def ranking_key(confidence: float, example_id: str) -> tuple[float, str]:
     return (-float(confidence), example_id)
 
 
-def select_top(candidates: Iterable[tuple[str, float]], k: int) -> list[tuple[str, float]]:
-    """The `k` best `(id, confidence)` pairs of one class, best first.
+def select_top(candidates: Iterable[tuple], k: int) -> list[tuple]:
+    """The `k` best `(id, confidence, ...)` candidates of one class, best first.
 
     Uses a bounded heap (`heapq.nsmallest`), so memory is O(k) however many
     candidates a class has; `candidates` may be a lazy iterable such as the
@@ -73,13 +76,14 @@ def duplication_counts(num_selected: int, k: int) -> list[int]:
     return [copies + (1 if rank < extra else 0) for rank in range(num_selected)]
 
 
-def balance_class(candidates: Iterable[tuple[str, float]], k: int) -> list[tuple[str, int]]:
-    """`(id, copies)` for one predicted class: top-k, then duplication up to k."""
+def balance_class(candidates: Iterable[tuple], k: int) -> list[tuple[tuple, int]]:
+    """`(candidate, copies)` for one predicted class: top-k, then duplication up to k.
+
+    A candidate is `(id, confidence, ...)`: what follows the confidence
+    (the pipeline's record location) travels along untouched.
+    """
     selected = select_top(candidates, k)
-    return [
-        (example_id, copies)
-        for (example_id, _), copies in zip(selected, duplication_counts(len(selected), k), strict=True)
-    ]
+    return list(zip(selected, duplication_counts(len(selected), k), strict=True))
 
 
 def auto_images_per_class(num_kept: int, num_classes: int) -> int:
@@ -138,6 +142,6 @@ def filter_and_balance(
         by_class.setdefault(label, []).append((example_id, confidence))
     copies: dict[str, int] = {}
     for candidates in by_class.values():
-        for example_id, count in balance_class(candidates, k):
+        for (example_id, _), count in balance_class(candidates, k):
             copies[example_id] = copies.get(example_id, 0) + count  # an id listed twice is selected twice
     return copies, k

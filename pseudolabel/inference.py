@@ -5,9 +5,8 @@
 resolution `model.json` records, the same inference path evaluation uses)
 instead of Beam's TensorFlow handler, which imports tensorflow_hub at import
 time and knows nothing of `model.json` (docs/platform.md#apache-beam).
-RunInference batches the images (`beam.BatchElements`), keeps one teacher per
-worker process, loaded once in `setup`, never per element or per bundle, and
-reports Beam's standard inference metrics (`RunInference` namespace:
+RunInference keeps one teacher per worker process, loaded once in `setup`,
+never per element or per bundle, and reports Beam's standard inference metrics (`RunInference` namespace:
 `num_inferences`, `inference_batch_latency_micro_secs`,
 `load_model_latency_milli_secs`, …). It replaced an equivalent DoFn of our
 own after labeling as fast as it, side by side in one run (2026-11-30).
@@ -16,9 +15,15 @@ The teacher is used un-noised, exactly as it is evaluated
 (docs/noisy_student.md#the-procedure): the eval view at the resolution its
 export records, `training=False`, its EMA weights.
 
+The images arrive in batches, the reader's (`read.ReadImages`), and leave as
+batches (`LabeledBatch`): Beam's cost is per element, about as much as a tiny
+model's inference of one image, so an element per image would be the bulk of
+the job's time besides the model's. RunInference's own batching
+(`beam.BatchElements`) is skipped for the same reason.
+
 An image that does not decode gives the reason instead of probabilities and
 its batch goes on without it: one bad file never fails the job.
-`SortOutcomesFn` turns the results into labeled records and dead letters.
+`SortOutcomesFn` turns the results into labeled batches and dead letters.
 
 Progress: each worker process prints a progress line of the images it
 labeled (efficientnet/util/progress.py) on its stderr, the worker log on a
@@ -31,10 +36,13 @@ count and rate. Job totals are Beam counters (`images_labeled`,
 
 from __future__ import annotations
 
+import dataclasses
+
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference import base as beam_inference
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.utils import shared
 
 from efficientnet.model.inference import Predictor
@@ -79,16 +87,49 @@ class WorkerTeacher:
         return shared_handle.acquire(lambda: cls(path, total_images), tag=path)
 
 
+@dataclasses.dataclass
+class LabeledBatch:
+    """A batch of images the teacher labeled: what flows through the job after
+    labeling, a batch per element, so that the per-image work of filtering,
+    statistics and spilling is numpy's and a loop's, not a Beam element's.
+
+    `num_failed` counts the images of the input batch that did not decode;
+    they are not in the batch (they went out as dead letters).
+    """
+
+    ids: list[str]
+    encoded: list[bytes]
+    probabilities: np.ndarray  # float32 [len(ids), num_classes]
+    num_failed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def top1(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each image's predicted class and its probability (the confidence)."""
+        labels = np.argmax(self.probabilities, axis=1) if len(self) else np.zeros(0, np.int64)
+        return labels, self.probabilities[np.arange(len(self)), labels]
+
+    def subset(self, keep: np.ndarray) -> LabeledBatch:
+        """The images where `keep` (a boolean array) is true."""
+        return LabeledBatch(
+            [example_id for example_id, kept in zip(self.ids, keep, strict=True) if kept],
+            [encoded for encoded, kept in zip(self.encoded, keep, strict=True) if kept],
+            self.probabilities[keep],
+        )
+
+
 class TeacherModelHandler(ModelHandler):
-    """RunInference's handler for the teacher: batches of `(id, encoded)` →
-    one `PredictionResult` per image, whose `inference` is its probabilities
-    (float32 [num_classes]) or, for an image that does not decode, the reason.
+    """RunInference's handler for the teacher. Its examples are whole batches,
+    lists of `(id, encoded)` as the reader makes them (RunInference's own
+    batching is skipped); each gives one `(LabeledBatch, failures)` result,
+    where `failures` are `{"id", "error"}` of the images that did not decode.
+    Beam's metrics still count images: RunInference takes a list's length.
 
     Args:
       teacher_path: The teacher's export directory.
       temperature: Soft labels are softmax(logits / temperature).
       shared_handle: One `Shared()` per pipeline: the teacher is loaded once per process.
-      batch_size: Images per forward pass.
       total_images: The corpus size for the progress line's ETA, when this
         process labels all of it (the local runner); None on a distributed one.
     """
@@ -98,40 +139,38 @@ class TeacherModelHandler(ModelHandler):
         teacher_path: str,
         temperature: float,
         shared_handle: shared.Shared,
-        batch_size: int,
         total_images: int | None = None,
     ):
         super().__init__()
         self._teacher_path, self._temperature = teacher_path, temperature
-        self._shared_handle, self._batch_size, self._total_images = shared_handle, batch_size, total_images
+        self._shared_handle, self._total_images = shared_handle, total_images
 
     def load_model(self) -> WorkerTeacher:
         return WorkerTeacher.acquire(self._shared_handle, self._teacher_path, self._total_images)
 
-    def run_inference(self, batch, model: WorkerTeacher, inference_args=None) -> list[PredictionResult]:
+    def run_inference(self, batch, model: WorkerTeacher, inference_args=None) -> list:
+        ids = [example_id for example_id, _ in batch]
         views, good, errors = model.predictor.views_of_encoded([encoded for _, encoded in batch])
-        outcomes: list = [None] * len(batch)
-        for index, message in errors:
-            outcomes[index] = message
         if good:
             probabilities = soft_probabilities(model.predictor.logits(views), self._temperature)
-            for index, row in zip(good, probabilities, strict=True):
-                outcomes[index] = row
+        else:
+            probabilities = np.zeros((0, model.predictor.metadata["num_classes"]), np.float32)
+        labeled = LabeledBatch([ids[i] for i in good], [batch[i][1] for i in good], probabilities, len(errors))
+        failures = [{"id": ids[index], "error": message} for index, message in errors]
         model.progress.advance(len(batch), failed=len(errors))
-        return [PredictionResult(example, outcome) for example, outcome in zip(batch, outcomes, strict=True)]
+        return [(labeled, failures)]
 
     def get_num_bytes(self, batch) -> int:
         """The encoded bytes (the base class would pickle every batch to measure it)."""
         return sum(len(encoded) for _, encoded in batch)
 
-    def batch_elements_kwargs(self) -> dict[str, int]:
-        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
+    def should_skip_batching(self) -> bool:
+        return True  # the reader's batches are the model's
 
 
 class SortOutcomesFn(beam.DoFn):
-    """`PredictionResult`s → `(id, encoded, probabilities)`, or `{"id", "error"}`
-    tagged `FAILED` for an image that did not decode; counts both, and ends the
-    worker's progress line when the worker stops."""
+    """`(LabeledBatch, failures)` → the batch, and each failure tagged `FAILED`;
+    counts both, and ends the worker's progress line when the worker stops."""
 
     def __init__(self, teacher_path: str, shared_handle: shared.Shared, total_images: int | None = None):
         self._teacher_path, self._shared_handle, self._total_images = teacher_path, shared_handle, total_images
@@ -143,14 +182,13 @@ class SortOutcomesFn(beam.DoFn):
         # The same object RunInference's handler loads in this process: only its progress line is used here.
         self._worker = WorkerTeacher.acquire(self._shared_handle, self._teacher_path, self._total_images)
 
-    def process(self, result: PredictionResult):
-        (example_id, encoded), outcome = result.example, result.inference
-        if isinstance(outcome, str):
-            self._failed.inc()
-            yield beam.pvalue.TaggedOutput(FAILED, {"id": example_id, "error": outcome})
-        else:
-            self._labeled.inc()
-            yield example_id, encoded, outcome
+    def process(self, outcome):
+        labeled, failures = outcome
+        self._labeled.inc(len(labeled))
+        self._failed.inc(len(failures))
+        for failure in failures:
+            yield beam.pvalue.TaggedOutput(FAILED, failure)
+        yield labeled  # also when empty: its num_failed counts in the stats
 
     def teardown(self):
         if self._worker is not None:
@@ -158,19 +196,20 @@ class SortOutcomesFn(beam.DoFn):
 
 
 class LabelImages(beam.PTransform):
-    """`(id, encoded)` → outputs `labeled` (`(id, encoded, probabilities)`) and `FAILED` dead letters.
+    """Batches of `(id, encoded)` → outputs `labeled` (a `LabeledBatch` per
+    batch) and `FAILED` dead letters (`{"id", "error"}`).
 
     Args are those of `TeacherModelHandler`.
     """
 
-    def __init__(self, teacher_path, temperature, shared_handle, batch_size, total_images=None):
+    def __init__(self, teacher_path, temperature, shared_handle, total_images=None):
         super().__init__()
-        self._handler = TeacherModelHandler(teacher_path, temperature, shared_handle, batch_size, total_images)
+        self._handler = TeacherModelHandler(teacher_path, temperature, shared_handle, total_images)
         self._sort = SortOutcomesFn(teacher_path, shared_handle, total_images)
 
-    def expand(self, images):
+    def expand(self, batches):
         return (
-            images
+            batches
             | "Teacher" >> RunInference(self._handler)
             | "Outcomes" >> beam.ParDo(self._sort).with_outputs(FAILED, main="labeled")
         )

@@ -1,26 +1,33 @@
 """The pseudo-labeling job (docs/noisy_student.md#the-procedure, steps 2–3) as one Beam pipeline.
 
-  read (id, bytes) ──► RunInference (teacher) ──► (id, bytes, probabilities)
-                       └─► dead letters (undecodable images)
+  read     batches of (id, bytes) ──► RunInference (teacher) ──► LabeledBatch
+           (ids, bytes, probabilities)   └─► dead letters (undecodable images)
+  stats    one combine: per-class counts and confidence histogram before and
+           after the filter, dead letters
   filter   top-1 confidence >= threshold
   spill    each kept record, already serialized in its final form, into a
-           temporary file of its bundle ──► (id, (file, index))
-  balance  GroupByKey on the predicted class of (id, confidence) only, a
-           bounded top-K heap per class, duplication counts ──► (id, copies)
-  join     CoGroupByKey on id of (id, copies) with (id, (file, index))
-           ──► GroupByKey on file ──► read each spill file once, in order,
-           emitting each selected record `copies` times
+           temporary file of its bundle ──► (class, [(id, confidence, file, index)])
+  balance  GroupByKey on the predicted class, a bounded top-K heap per class,
+           duplication counts ──► (file, [(index, copies)]) ──► GroupByKey on
+           file ──► read each spill file once, in order, emitting each
+           selected record `copies` times
   write    sharded TFRecords (with a fixed shard count, each record in the
            shard its bytes hash to: `WriteShards`), failures.jsonl,
            stats.json, config.json
 
-Pixels never go through a shuffle: the per-class shuffle carries
-`(id, confidence)`, the join carries ids and record locations, and records
-move from spill files to output files in a streaming read. That keeps worker
-memory bounded on any runner — including the local FnApiRunner, which holds
-every shuffle in memory — and keeps a Dataflow job's shuffle to a few
-hundred bytes per image instead of its encoded bytes. Nothing is collected in
-the launcher or in one worker beyond a class's K best tuples.
+From the reader to the writer an element is a batch (of images, candidates or
+records), never one image: Beam's cost is per element and per transform, and
+an element per image cost a tiny model's job about a third of its time.
+
+Pixels never go through the balancing shuffles: the per-class shuffle carries
+`(id, confidence)` and where the record is, the shuffle on spill files carries
+record locations, and records move from spill files to output files in a
+streaming read. That keeps worker memory bounded on any runner — including
+the local FnApiRunner, which holds every shuffle in memory — and keeps a
+Dataflow job's shuffle to a few hundred bytes per image instead of its
+encoded bytes (`--num_shards` adds one shuffle of the records, as Beam's
+file sink does for a fixed shard count). Nothing is collected in the launcher
+or in one worker beyond a class's K best tuples.
 
 `run_labeling(config, pipeline_args)` is what the CLI calls and the tests
 call directly. It writes into a temporary sibling of `output_dir` and commits
@@ -32,13 +39,13 @@ writes nothing (`launch.py`).
 import collections
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import uuid
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
 import tensorflow as tf
 from absl import logging
 from apache_beam.io.tfrecordio import WriteToTFRecord
@@ -50,7 +57,7 @@ from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
 from pseudolabel import balance, commit, launch, outputs, stats, targets
-from pseudolabel.inference import LabelImages, WorkerTeacher
+from pseudolabel.inference import LabeledBatch, LabelImages, WorkerTeacher
 from pseudolabel.read import FAILED, ReadImages
 
 DEFAULT_BATCH_SIZE = 64
@@ -212,18 +219,13 @@ def build_pipeline(
     num_classes = settings["num_classes"]
     threshold = config.confidence_threshold
 
-    images = pipeline | "Read" >> ReadImages(
-        config.input, config.split, config.data_dir, num_read_shards, spread=spread_images
+    batches = pipeline | "Read" >> ReadImages(
+        config.input, config.split, config.data_dir, num_read_shards, config.batch_size, spread=spread_images
     )
-    labeled = images | "Label" >> LabelImages(
-        settings["teacher"], config.temperature, teachers, config.batch_size, total_images
-    )
+    labeled = batches | "Label" >> LabelImages(settings["teacher"], config.temperature, teachers, total_images)
     failures = labeled[FAILED]
-    predictions = labeled.labeled | "Predictions" >> beam.Map(_prediction)
-    before = predictions | "StatsBefore" >> beam.CombineGlobally(stats.PredictionStatsFn(num_classes, truth))
-    kept = labeled.labeled | "Threshold" >> beam.Filter(_passes, threshold)
-    kept_predictions = kept | "KeptPredictions" >> beam.Map(_prediction)
-    after = kept_predictions | "StatsAfter" >> beam.CombineGlobally(stats.PredictionStatsFn(num_classes, truth))
+    summary = labeled.labeled | "Stats" >> beam.CombineGlobally(stats.LabelingStatsFn(num_classes, truth, threshold))
+    kept = labeled.labeled | "Threshold" >> beam.FlatMap(_confident, threshold)
 
     if config.images_per_class == 0:
         serialized = kept | "Serialize" >> beam.Map(_serialize, config.label_type)
@@ -231,24 +233,24 @@ def build_pipeline(
         balanced = pipeline | "NoBalance" >> beam.Create([None])
     else:
         if config.images_per_class == balance.AUTO:
-            images_per_class = after | "AutoK" >> beam.Map(
-                lambda counts: balance.auto_images_per_class(sum(counts["counts"]), num_classes)
+            images_per_class = summary | "AutoK" >> beam.Map(
+                lambda summary: balance.auto_images_per_class(sum(summary["after_filtering"]["counts"]), num_classes)
             )
         else:
             images_per_class = pipeline | "K" >> beam.Create([int(config.images_per_class)])
         spill_dir = os.path.join(work_dir, SPILL_DIR)
-        locations = kept | "Spill" >> beam.ParDo(SpillRecordsFn(spill_dir, config.label_type))
         selection = (
-            kept_predictions
-            | "ByClass" >> beam.Map(lambda prediction: (prediction[1], (prediction[0], prediction[2])))
+            kept
+            | "Spill" >> beam.ParDo(SpillRecordsFn(spill_dir, config.label_type))
             | "GroupByClass" >> beam.GroupByKey()
-            | "TopK" >> beam.FlatMap(_select_class, k=beam.pvalue.AsSingleton(images_per_class))
+            | "TopK"
+            >> beam.ParDo(_select_class, k=beam.pvalue.AsSingleton(images_per_class)).with_outputs(
+                BALANCED, main="selected"
+            )
         )
-        balanced = selection | "StatsBalanced" >> beam.CombineGlobally(stats.BalancedStatsFn(num_classes))
+        balanced = selection[BALANCED] | "StatsBalanced" >> beam.CombineGlobally(stats.BalancedStatsFn(num_classes))
         serialized = (
-            {"location": locations, "selection": selection}
-            | "JoinOnId" >> beam.CoGroupByKey()
-            | "SelectedLocations" >> beam.FlatMap(_selected_location)
+            selection.selected
             | "GroupBySpillFile" >> beam.GroupByKey()
             | "ReadSelected" >> beam.FlatMap(_read_selected, spill_dir)
         )
@@ -258,6 +260,7 @@ def build_pipeline(
     else:
         (
             serialized
+            | "Records" >> beam.FlatMap(lambda chunk: chunk)
             | "WriteRecords"
             >> WriteToTFRecord(
                 os.path.join(work_dir, outputs.RECORD_PREFIX),
@@ -277,7 +280,6 @@ def build_pipeline(
             shard_name_template="",
         )
     )
-    num_failures = failures | "CountFailures" >> beam.combiners.Count.Globally()
     (
         pipeline
         | "StatsTrigger" >> beam.Create([None])
@@ -286,44 +288,52 @@ def build_pipeline(
             _write_stats,
             path=os.path.join(work_dir, outputs.STATS_FILE),
             settings=settings,
-            before=beam.pvalue.AsSingleton(before),
-            after_filtering=beam.pvalue.AsSingleton(after),
+            summary=beam.pvalue.AsSingleton(summary),
             balanced=beam.pvalue.AsSingleton(balanced),
             images_per_class=beam.pvalue.AsSingleton(images_per_class),
-            num_failures=beam.pvalue.AsSingleton(num_failures),
         )
     )
 
 
 # ------------------------------------------------------------------ element functions
-# A labeled record is (id, encoded bytes, float32 probabilities [num_classes]).
+# After labeling, an element is a batch of images (inference.LabeledBatch) or
+# a list of serialized records: Beam's cost per element is paid per batch.
+
+BALANCED = "balanced"  # tag of TopK's per-class counts
+RECORDS_PER_ELEMENT = 256  # serialized records per element between the spill files and the writer
 
 
-def _prediction(record) -> tuple[str, int, float]:
-    example_id, _, probabilities = record
-    label = int(np.argmax(probabilities))
-    return example_id, label, float(probabilities[label])
+def _confident(batch: LabeledBatch, threshold: float):
+    """The batch's images whose top-1 confidence passes the threshold, if any."""
+    _, confidences = batch.top1()
+    kept = batch.subset(balance.passes_threshold(confidences, threshold))
+    if len(kept):
+        yield kept
 
 
-def _passes(record, threshold: float) -> bool:
-    return balance.passes_threshold(float(np.max(record[2])), threshold)
+def _serialize(batch: LabeledBatch, label_type: str) -> list[bytes]:
+    written = targets.written_probabilities(batch.probabilities, label_type)
+    return [records.encode_pseudo_label(encoded, row) for encoded, row in zip(batch.encoded, written, strict=True)]
 
 
 def _select_class(label_and_candidates, k: int):
-    """One class's selection: `(id, (class, copies))` for the top k, duplicated to k."""
-    label, candidates = label_and_candidates
-    for example_id, copies in balance.balance_class(candidates, k):
-        yield example_id, (label, copies)
-
-
-def _serialize(record, label_type: str) -> bytes:
-    _, encoded, probabilities = record
-    return records.encode_pseudo_label(encoded, targets.written_probabilities(probabilities, label_type))
+    """One class's selection, its top k duplicated to k: `(spill file, [(index, copies), ...])`
+    for each file holding selected records, and `(label, images selected,
+    records)` tagged BALANCED for the stats."""
+    label, candidate_lists = label_and_candidates
+    selection = balance.balance_class(itertools.chain.from_iterable(candidate_lists), k)
+    by_file = collections.defaultdict(list)
+    for (_, _, name, index), copies in selection:
+        by_file[name].append((index, copies))
+    yield from by_file.items()
+    yield beam.pvalue.TaggedOutput(BALANCED, (label, len(selection), sum(copies for _, copies in selection)))
 
 
 class SpillRecordsFn(beam.DoFn):
     """Writes each kept record, serialized as it will be output, to a file of
-    its bundle; yields `(id, (file name, index in the file))`.
+    its bundle; yields, per batch and predicted class, `(class, [(id,
+    confidence, file name, index in the file), ...])`: the candidates the
+    per-class selection ranks, each with where its record is.
 
     One file per bundle attempt, named at random: a retried bundle writes a
     new file and the runner discards the failed attempt's outputs, so no
@@ -337,13 +347,19 @@ class SpillRecordsFn(beam.DoFn):
     def start_bundle(self):
         self._writer, self._name, self._count = None, None, 0
 
-    def process(self, record):
+    def process(self, batch: LabeledBatch):
         if self._writer is None:
             self._name = f"{uuid.uuid4().hex}.tfrecord"
             self._writer = tf.io.TFRecordWriter(os.path.join(self._spill_dir, self._name))
-        self._writer.write(_serialize(record, self._label_type))
-        yield record[0], (self._name, self._count)
-        self._count += 1
+        labels, confidences = batch.top1()
+        candidates = collections.defaultdict(list)
+        for example_id, label, confidence, record in zip(
+            batch.ids, labels.tolist(), confidences.tolist(), _serialize(batch, self._label_type), strict=True
+        ):
+            self._writer.write(record)
+            candidates[label].append((example_id, confidence, self._name, self._count))
+            self._count += 1
+        yield from candidates.items()
 
     def finish_bundle(self):
         if self._writer is not None:
@@ -351,36 +367,30 @@ class SpillRecordsFn(beam.DoFn):
             self._writer = None
 
 
-def _selected_location(id_and_groups):
-    """`(file, (index, copies))` for a selected id; unselected ids yield nothing.
-
-    Identical tfrecord records share an id (efficientnet/data/source.py): they are the
-    same record, so the first location serves, and every selection counts.
-    """
-    _, groups = id_and_groups
-    copies = sum(count for _, count in groups["selection"])
-    if copies:
-        name, index = next(iter(groups["location"]))
-        yield name, (index, copies)
-
-
 def _read_selected(name_and_selected, spill_dir: str):
-    """Streams one spill file in order, yielding each selected record `copies` times."""
+    """Streams one spill file in order, yielding its selected records, each
+    `copies` times, in lists of at most RECORDS_PER_ELEMENT."""
     name, selected = name_and_selected
     copies_at = collections.Counter()
-    for index, copies in selected:
-        copies_at[index] += copies
+    for index_and_copies in selected:
+        for index, copies in index_and_copies:
+            copies_at[index] += copies
     last = max(copies_at)
+    chunk = []
     for index, serialized in enumerate(tf.data.TFRecordDataset(os.path.join(spill_dir, name)).as_numpy_iterator()):
-        for _ in range(copies_at.get(index, 0)):
-            yield serialized
+        chunk.extend([serialized] * copies_at.get(index, 0))
+        if len(chunk) >= RECORDS_PER_ELEMENT:
+            yield chunk
+            chunk = []
         if index == last:
             break
+    if chunk:
+        yield chunk
 
 
 class WriteShards(beam.PTransform):
-    """Serialized records → `num_shards` TFRecord files, each record in the
-    shard its bytes hash to; every shard file is written, empty or not.
+    """Lists of serialized records → `num_shards` TFRecord files, each record
+    in the shard its bytes hash to; every shard file is written, empty or not.
 
     Beam's file sink with a fixed number of shards deals each bundle's records
     round-robin from a shard drawn at random, so two runs of one job put the
@@ -397,9 +407,9 @@ class WriteShards(beam.PTransform):
         super().__init__()
         self._work_dir, self._num_shards = work_dir, num_shards
 
-    def expand(self, serialized):
-        keyed = serialized | "ShardOf" >> beam.Map(lambda record, n: (_shard_of(record, n), record), self._num_shards)
-        every_shard = serialized.pipeline | "EveryShard" >> beam.Create([(s, None) for s in range(self._num_shards)])
+    def expand(self, chunks):
+        keyed = chunks | "ShardOf" >> beam.FlatMap(_by_shard, self._num_shards)
+        every_shard = chunks.pipeline | "EveryShard" >> beam.Create([(s, []) for s in range(self._num_shards)])
         return (
             (keyed, every_shard)
             | "Flatten" >> beam.Flatten()
@@ -412,23 +422,31 @@ def _shard_of(record: bytes, num_shards: int) -> int:
     return int.from_bytes(hashlib.blake2b(record, digest_size=8).digest(), "big") % num_shards
 
 
-def _write_shard(shard_and_records, *, work_dir: str, num_shards: int) -> str:
-    shard, records = shard_and_records
+def _by_shard(chunk: list[bytes], num_shards: int):
+    """`(shard, [records])` for each shard some record of the chunk hashes to."""
+    shards = collections.defaultdict(list)
+    for record in chunk:
+        shards[_shard_of(record, num_shards)].append(record)
+    yield from shards.items()
+
+
+def _write_shard(shard_and_chunks, *, work_dir: str, num_shards: int) -> str:
+    shard, chunks = shard_and_chunks
     name = outputs.shard_name(shard, num_shards)
     with tf.io.TFRecordWriter(os.path.join(work_dir, name)) as writer:
-        for record in records:
-            if record is not None:  # the marker that makes every shard a group
+        for chunk in chunks:  # one of them empty: the marker that makes every shard a group
+            for record in chunk:
                 writer.write(record)
     return name
 
 
-def _write_stats(unused, *, path, settings, before, after_filtering, balanced, images_per_class, num_failures):
+def _write_stats(unused, *, path, settings, summary, balanced, images_per_class):
     document = stats.assemble(
         settings=settings,
-        before=before,
-        after_filtering=after_filtering,
+        before=summary["before"],
+        after_filtering=summary["after_filtering"],
         balanced=balanced,
         images_per_class=images_per_class,
-        num_failures=num_failures,
+        num_failures=summary["num_failures"],
     )
     fileio.write_json(path, document)

@@ -14,16 +14,21 @@ CombineFns only wrap the pure `add_*`/`merge` functions below.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
+
+from pseudolabel import balance
 
 NUM_CONFIDENCE_BINS = 10
 
 
-def confidence_bin(confidence: float, num_bins: int = NUM_CONFIDENCE_BINS) -> int:
-    """Bin of [0, 1] in `num_bins` equal bins; 1.0 falls in the last one."""
-    return min(max(int(float(confidence) * num_bins), 0), num_bins - 1)
+def confidence_bins(confidences, num_bins: int = NUM_CONFIDENCE_BINS) -> np.ndarray:
+    """Bin of each confidence in [0, 1] cut in `num_bins` equal bins; 1.0 falls in the last one."""
+    scaled = np.asarray(confidences, np.float64) * num_bins
+    return np.clip(np.trunc(scaled), 0, num_bins - 1).astype(np.int64)
 
 
 def bin_edges(num_bins: int = NUM_CONFIDENCE_BINS) -> list[float]:
@@ -39,24 +44,35 @@ def new_prediction_stats(num_classes: int) -> dict[str, Any]:
     }
 
 
-def add_prediction(
-    stats: dict[str, Any], example_id: str, label: int, confidence: float, truth: dict[str, int] | None
+def add_predictions(
+    stats: dict[str, Any],
+    example_ids: Sequence[str],
+    labels: np.ndarray,
+    confidences: np.ndarray,
+    truth: dict[str, int] | None,
 ) -> dict[str, Any]:
-    stats["counts"][label] += 1
-    stats["histogram"][confidence_bin(confidence)] += 1
-    if truth is not None and example_id in truth:
-        stats["num_with_truth"] += 1
-        stats["num_correct"] += int(truth[example_id] == label)
+    """Adds a batch of predictions (ids, predicted classes, top-1 confidences) to `stats`."""
+    counts = np.bincount(labels, minlength=len(stats["counts"]))
+    stats["counts"] = [total + int(count) for total, count in zip(stats["counts"], counts, strict=True)]
+    histogram = np.bincount(confidence_bins(confidences), minlength=NUM_CONFIDENCE_BINS)
+    stats["histogram"] = [total + int(count) for total, count in zip(stats["histogram"], histogram, strict=True)]
+    if truth is not None:
+        for example_id, label in zip(example_ids, labels, strict=True):
+            if example_id in truth:
+                stats["num_with_truth"] += 1
+                stats["num_correct"] += int(truth[example_id] == label)
     return stats
 
 
 def merge(accumulators) -> dict[str, Any]:
-    """Element-wise sum of dicts of ints and lists of ints."""
+    """Element-wise sum of dicts of ints, lists of ints and such dicts."""
     accumulators = list(accumulators)
     merged = accumulators[0]
     for other in accumulators[1:]:
         for key, value in other.items():
-            if isinstance(value, list):
+            if isinstance(value, dict):
+                merged[key] = merge([merged[key], value])
+            elif isinstance(value, list):
                 merged[key] = [a + b for a, b in zip(merged[key], value, strict=True)]
             else:
                 merged[key] += value
@@ -67,18 +83,33 @@ def accuracy(stats: dict[str, Any]) -> float | None:
     return stats["num_correct"] / stats["num_with_truth"] if stats["num_with_truth"] else None
 
 
-class PredictionStatsFn(beam.CombineFn):
-    """Combines `(id, label, confidence)` into per-class counts, histogram and accuracy."""
+class LabelingStatsFn(beam.CombineFn):
+    """Combines labeled batches (`inference.LabeledBatch`) into the predictions'
+    stats before and after the confidence filter, and the number of images
+    that did not decode: `{"before", "after_filtering", "num_failures"}`.
 
-    def __init__(self, num_classes: int, truth: dict[str, int] | None):
-        self._num_classes, self._truth = num_classes, truth
+    One combine for the three, over whole batches: each is a shuffle and a few
+    stages of its own on a runner, and the per-image work is numpy's.
+    """
+
+    def __init__(self, num_classes: int, truth: dict[str, int] | None, threshold: float):
+        self._num_classes, self._truth, self._threshold = num_classes, truth, threshold
 
     def create_accumulator(self):
-        return new_prediction_stats(self._num_classes)
+        return {
+            "before": new_prediction_stats(self._num_classes),
+            "after_filtering": new_prediction_stats(self._num_classes),
+            "num_failures": 0,
+        }
 
-    def add_input(self, accumulator, element):
-        example_id, label, confidence = element
-        return add_prediction(accumulator, example_id, label, confidence, self._truth)
+    def add_input(self, accumulator, batch):
+        labels, confidences = batch.top1()
+        add_predictions(accumulator["before"], batch.ids, labels, confidences, self._truth)
+        kept = balance.passes_threshold(confidences, self._threshold)
+        ids = [example_id for example_id, keep in zip(batch.ids, kept, strict=True) if keep]
+        add_predictions(accumulator["after_filtering"], ids, labels[kept], confidences[kept], self._truth)
+        accumulator["num_failures"] += batch.num_failed
+        return accumulator
 
     def merge_accumulators(self, accumulators):
         return merge(accumulators)
@@ -88,7 +119,7 @@ class PredictionStatsFn(beam.CombineFn):
 
 
 class BalancedStatsFn(beam.CombineFn):
-    """Combines `(id, (label, copies))` selections into records per class."""
+    """Combines each class's `(label, images selected, records written)` into records per class."""
 
     def __init__(self, num_classes: int):
         self._num_classes = num_classes
@@ -97,9 +128,9 @@ class BalancedStatsFn(beam.CombineFn):
         return {"counts": [0] * self._num_classes, "num_selected": 0}
 
     def add_input(self, accumulator, element):
-        _, (label, copies) = element
-        accumulator["counts"][label] += copies
-        accumulator["num_selected"] += 1
+        label, num_selected, num_records = element
+        accumulator["counts"][label] += num_records
+        accumulator["num_selected"] += num_selected
         return accumulator
 
     def merge_accumulators(self, accumulators):

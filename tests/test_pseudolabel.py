@@ -60,9 +60,12 @@ def test_duplication_fills_exactly_k_round_robin():
 
 def test_balance_class_top_k_then_duplicates():
     candidates = [("x", 0.4), ("y", 0.8), ("z", 0.8), ("w", 0.35)]
-    assert balance.balance_class(candidates, 2) == [("y", 1), ("z", 1)]
-    assert balance.balance_class(candidates, 6) == [("y", 2), ("z", 2), ("x", 1), ("w", 1)]
-    assert balance.balance_class(candidates[:1], 3) == [("x", 3)]
+    assert balance.balance_class(candidates, 2) == [(("y", 0.8), 1), (("z", 0.8), 1)]
+    assert [(c[0], n) for c, n in balance.balance_class(candidates, 6)] == [("y", 2), ("z", 2), ("x", 1), ("w", 1)]
+    assert balance.balance_class(candidates[:1], 3) == [(("x", 0.4), 3)]
+    # What follows the confidence travels along and does not take part in the ranking.
+    located = [("x", 0.4, "file-b", 7), ("y", 0.4, "file-a", 0)]
+    assert balance.balance_class(located, 1) == [(("x", 0.4, "file-b", 7), 1)]
 
 
 def test_auto_images_per_class_is_mean_kept_rounded_half_up_at_least_one():
@@ -163,15 +166,23 @@ def test_record_format_derives_label_and_prob():
 
 
 def test_stats_bins_and_document():
-    assert [stats.confidence_bin(c) for c in (0.0, 0.09, 0.1, 0.3, 0.999, 1.0)] == [0, 0, 1, 3, 9, 9]
+    assert stats.confidence_bins([0.0, 0.09, 0.1, 0.3, 0.999, 1.0]).tolist() == [0, 0, 1, 3, 9, 9]
+    assert stats.confidence_bins(np.float32([0.3, 0.7])).tolist() == [
+        3,
+        6,
+    ]  # float32 0.3 is 0.30000001, 0.7 is 0.69999999
     truth = {"a": 0, "b": 1, "e": 1}
+    ids, labels, confidences = zip(*PREDICTIONS, strict=True)
+    labels, confidences = np.array(labels), np.array(confidences)
     before = stats.new_prediction_stats(4)
-    for example_id, label, confidence in PREDICTIONS:
-        stats.add_prediction(before, example_id, label, confidence, truth)
+    stats.add_predictions(before, ids[:3], labels[:3], confidences[:3], truth)  # in two batches
+    stats.add_predictions(before, ids[3:], labels[3:], confidences[3:], truth)
+    kept = balance.passes_threshold(confidences, 0.3)
+    assert kept.tolist() == [balance.passes_threshold(c, 0.3) for c in confidences]
     after = stats.new_prediction_stats(4)
-    for example_id, label, confidence in PREDICTIONS:
-        if balance.passes_threshold(confidence, 0.3):
-            stats.add_prediction(after, example_id, label, confidence, truth)
+    stats.add_predictions(
+        after, [i for i, k in zip(ids, kept, strict=True) if k], labels[kept], confidences[kept], truth
+    )
     balanced = {"counts": [2, 2, 0, 2], "num_selected": 5}
     document = stats.assemble(
         settings={"input": "x"},
@@ -203,7 +214,7 @@ def test_write_shards_writes_every_shard_and_splits_by_record(tmp_path):
     records_in = [b"a", b"b", b"c", b"c"]  # a duplicated record (balancing's copies) stays in one shard
     pipeline = launch.new_pipeline(None)
     with pipeline:
-        _ = pipeline | beam.Create(records_in) | WriteShards(str(tmp_path), 5)
+        _ = pipeline | beam.Create([records_in[:3], records_in[3:]]) | WriteShards(str(tmp_path), 5)  # two chunks
     names = sorted(os.listdir(tmp_path))
     assert names == [outputs.shard_name(shard, 5) for shard in range(5)]
     assert names[1] == "pseudo-00001-of-00005.tfrecord"
