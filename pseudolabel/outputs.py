@@ -20,12 +20,11 @@ RECORD_SUFFIX = ".tfrecord"
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 STATS_FILE = "stats.json"
 CONFIG_FILE = RUN_CONFIG_FILE
-FAILURES_PREFIX = "failures"
-FAILURES_SUFFIX = ".jsonl"
+FAILURES_FILE = "failures.jsonl"
 
 
 def shard_name(shard: int, num_shards: int) -> str:
-    """`pseudo-00001-of-00004.tfrecord`: the name Beam's file sink gives shard 1 of 4 with SHARD_TEMPLATE."""
+    """`pseudo-00001-of-00004.tfrecord`: shard 1 of 4, named as Beam's file sinks name shards."""
     numbered = SHARD_TEMPLATE.replace("SSSSS", f"{shard:05d}").replace("NNNNN", f"{num_shards:05d}")
     return RECORD_PREFIX + numbered + RECORD_SUFFIX
 
@@ -45,4 +44,4 @@ def stats_path(output_dir: str) -> str:
 
 
 def failures_path(output_dir: str) -> str:
-    return os.path.join(output_dir, FAILURES_PREFIX + FAILURES_SUFFIX)
+    return os.path.join(output_dir, FAILURES_FILE)

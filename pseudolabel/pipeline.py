@@ -38,7 +38,6 @@ writes nothing (`launch.py`).
 
 import collections
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
@@ -48,7 +47,6 @@ from typing import Any
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
-from apache_beam.io.tfrecordio import WriteToTFRecord
 from apache_beam.utils import shared
 
 from efficientnet.data import records
@@ -56,12 +54,14 @@ from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
-from pseudolabel import balance, commit, launch, outputs, stats, targets
+from pseudolabel import balance, commit, launch, outputs, stats, targets, write
 from pseudolabel.inference import LabeledBatch, LabelImages, WorkerTeacher
 from pseudolabel.read import FAILED, ReadImages
+from pseudolabel.write import WriteBundleFilesFn, WriteShards
 
 DEFAULT_BATCH_SIZE = 64
 SPILL_DIR = "spill"  # inside the temporary output directory; removed before the commit
+PARTS_DIR = "parts"  # likewise: the records of each bundle before their final names (--num_shards=0)
 
 
 @dataclasses.dataclass
@@ -141,15 +141,17 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     work_dir = commit.temporary_dir(config.output_dir)
     try:
         fileio.write_json(os.path.join(work_dir, outputs.CONFIG_FILE), dataclasses.asdict(config) | job.settings)
-        tf.io.gfile.makedirs(os.path.join(work_dir, SPILL_DIR))
+        for scratch in (SPILL_DIR, PARTS_DIR):
+            tf.io.gfile.makedirs(os.path.join(work_dir, scratch))
         job.build(pipeline, work_dir)
         launch.run(pipeline).wait_until_finish()
-        commit.discard(os.path.join(work_dir, SPILL_DIR))
+        for scratch in (SPILL_DIR, PARTS_DIR):
+            commit.discard(os.path.join(work_dir, scratch))
         commit.commit(work_dir, config.output_dir)
     except BaseException:
         commit.discard(work_dir)
         raise
-    return fileio.read_json(os.path.join(config.output_dir, outputs.STATS_FILE))
+    return fileio.read_json(outputs.stats_path(config.output_dir))
 
 
 def dry_run_labeling(config: LabelingConfig, pipeline_args: list[str]) -> launch.DryRun:
@@ -223,76 +225,72 @@ def build_pipeline(
         config.input, config.split, config.data_dir, num_read_shards, config.batch_size, spread=spread_images
     )
     labeled = batches | "Label" >> LabelImages(settings["teacher"], config.temperature, teachers, total_images)
-    failures = labeled[FAILED]
-    summary = labeled.labeled | "Stats" >> beam.CombineGlobally(stats.LabelingStatsFn(num_classes, truth, threshold))
+    # Without defaults: a job labels at least one batch (the launcher checked
+    # the corpus has an image), so the combine needs no output for an empty
+    # input, and leaving that out saves it several transforms and a stage.
+    summary = labeled.labeled | "Stats" >> beam.CombineGlobally(
+        stats.LabelingStatsFn(num_classes, truth, threshold)
+    ).without_defaults()
     kept = labeled.labeled | "Threshold" >> beam.FlatMap(_confident, threshold)
+    finish = {"summary": beam.pvalue.AsSingleton(summary), "failures": beam.pvalue.AsList(labeled[FAILED])}
 
     if config.images_per_class == 0:
         serialized = kept | "Serialize" >> beam.Map(_serialize, config.label_type)
-        images_per_class = pipeline | "NoK" >> beam.Create([0])
-        balanced = pipeline | "NoBalance" >> beam.Create([None])
+        finish |= {"images_per_class": 0, "balanced": None}
     else:
         if config.images_per_class == balance.AUTO:
-            images_per_class = summary | "AutoK" >> beam.Map(
-                lambda summary: balance.auto_images_per_class(sum(summary["after_filtering"]["counts"]), num_classes)
+            images_per_class = beam.pvalue.AsSingleton(
+                summary
+                | "AutoK"
+                >> beam.Map(lambda s: balance.auto_images_per_class(sum(s["after_filtering"]["counts"]), num_classes))
             )
         else:
-            images_per_class = pipeline | "K" >> beam.Create([int(config.images_per_class)])
+            images_per_class = int(config.images_per_class)
         spill_dir = os.path.join(work_dir, SPILL_DIR)
         selection = (
             kept
             | "Spill" >> beam.ParDo(SpillRecordsFn(spill_dir, config.label_type))
             | "GroupByClass" >> beam.GroupByKey()
-            | "TopK"
-            >> beam.ParDo(_select_class, k=beam.pvalue.AsSingleton(images_per_class)).with_outputs(
-                BALANCED, main="selected"
-            )
+            | "TopK" >> beam.ParDo(_select_class, k=images_per_class).with_outputs(BALANCED, main="selected")
         )
-        balanced = selection[BALANCED] | "StatsBalanced" >> beam.CombineGlobally(stats.BalancedStatsFn(num_classes))
         serialized = (
             selection.selected
             | "GroupBySpillFile" >> beam.GroupByKey()
             | "ReadSelected" >> beam.FlatMap(_read_selected, spill_dir)
         )
+        finish |= {"images_per_class": images_per_class, "balanced": beam.pvalue.AsList(selection[BALANCED])}
 
     if config.num_shards:
         _ = serialized | "WriteRecords" >> WriteShards(work_dir, config.num_shards)
     else:
-        (
-            serialized
-            | "Records" >> beam.FlatMap(lambda chunk: chunk)
-            | "WriteRecords"
-            >> WriteToTFRecord(
-                os.path.join(work_dir, outputs.RECORD_PREFIX),
-                file_name_suffix=outputs.RECORD_SUFFIX,
-                num_shards=0,
-                shard_name_template=outputs.SHARD_TEMPLATE,
-            )
-        )
-    (
-        failures
-        | "FailureLines" >> beam.Map(lambda failure: json.dumps(failure, sort_keys=True))
-        | "WriteFailures"
-        >> beam.io.WriteToText(
-            os.path.join(work_dir, outputs.FAILURES_PREFIX),
-            file_name_suffix=outputs.FAILURES_SUFFIX,
-            num_shards=1,
-            shard_name_template="",
-        )
-    )
+        parts_dir = os.path.join(work_dir, PARTS_DIR)
+        bundle_files = serialized | "WriteRecords" >> beam.ParDo(WriteBundleFilesFn(parts_dir))
+        finish["bundle_files"] = beam.pvalue.AsList(bundle_files)
     (
         pipeline
-        | "StatsTrigger" >> beam.Create([None])
-        | "WriteStats"
-        >> beam.Map(
-            _write_stats,
-            path=os.path.join(work_dir, outputs.STATS_FILE),
-            settings=settings,
-            summary=beam.pvalue.AsSingleton(summary),
-            balanced=beam.pvalue.AsSingleton(balanced),
-            images_per_class=beam.pvalue.AsSingleton(images_per_class),
-        )
+        | "Finish" >> beam.Create([None])
+        | "Finalize" >> beam.Map(_finish, work_dir=work_dir, settings=settings, num_classes=num_classes, **finish)
     )
+
+
+def _finish(
+    unused, *, work_dir, settings, num_classes, summary, failures, images_per_class, balanced, bundle_files=None
+):
+    """The job's last step, once everything else is done: the records' final
+    names (`--num_shards=0`), failures.jsonl and, last, stats.json."""
+    if bundle_files is not None:
+        write.name_bundle_files(bundle_files, os.path.join(work_dir, PARTS_DIR), work_dir)
+    lines = [json.dumps(failure, sort_keys=True) + "\n" for failure in sorted(failures, key=lambda f: f["id"])]
+    fileio.write_bytes(outputs.failures_path(work_dir), "".join(lines).encode())
+    document = stats.assemble(
+        settings=settings,
+        before=summary["before"],
+        after_filtering=summary["after_filtering"],
+        balanced=None if balanced is None else stats.balanced_counts(balanced, num_classes),
+        images_per_class=images_per_class,
+        num_failures=summary["num_failures"],
+    )
+    fileio.write_json(outputs.stats_path(work_dir), document)
 
 
 # ------------------------------------------------------------------ element functions
@@ -386,67 +384,3 @@ def _read_selected(name_and_selected, spill_dir: str):
             break
     if chunk:
         yield chunk
-
-
-class WriteShards(beam.PTransform):
-    """Lists of serialized records → `num_shards` TFRecord files, each record
-    in the shard its bytes hash to; every shard file is written, empty or not.
-
-    Beam's file sink with a fixed number of shards deals each bundle's records
-    round-robin from a shard drawn at random, so two runs of one job put the
-    same records in different files, and a student reading the files in name
-    order trains on another order. Hashing makes the split a function of the
-    records alone; where the runner hands a shard its records in a fixed order
-    (the local runner), each file is the same byte for byte. Like the file
-    sink's, the grouping shuffles the records; each shard is written whole by
-    one call into the job's temporary directory, so a retried bundle rewrites
-    its file and the directory is committed only after the job succeeded.
-    """
-
-    def __init__(self, work_dir: str, num_shards: int):
-        super().__init__()
-        self._work_dir, self._num_shards = work_dir, num_shards
-
-    def expand(self, chunks):
-        keyed = chunks | "ShardOf" >> beam.FlatMap(_by_shard, self._num_shards)
-        every_shard = chunks.pipeline | "EveryShard" >> beam.Create([(s, []) for s in range(self._num_shards)])
-        return (
-            (keyed, every_shard)
-            | "Flatten" >> beam.Flatten()
-            | "GroupByShard" >> beam.GroupByKey()
-            | "Write" >> beam.Map(_write_shard, work_dir=self._work_dir, num_shards=self._num_shards)
-        )
-
-
-def _shard_of(record: bytes, num_shards: int) -> int:
-    return int.from_bytes(hashlib.blake2b(record, digest_size=8).digest(), "big") % num_shards
-
-
-def _by_shard(chunk: list[bytes], num_shards: int):
-    """`(shard, [records])` for each shard some record of the chunk hashes to."""
-    shards = collections.defaultdict(list)
-    for record in chunk:
-        shards[_shard_of(record, num_shards)].append(record)
-    yield from shards.items()
-
-
-def _write_shard(shard_and_chunks, *, work_dir: str, num_shards: int) -> str:
-    shard, chunks = shard_and_chunks
-    name = outputs.shard_name(shard, num_shards)
-    with tf.io.TFRecordWriter(os.path.join(work_dir, name)) as writer:
-        for chunk in chunks:  # one of them empty: the marker that makes every shard a group
-            for record in chunk:
-                writer.write(record)
-    return name
-
-
-def _write_stats(unused, *, path, settings, summary, balanced, images_per_class):
-    document = stats.assemble(
-        settings=settings,
-        before=summary["before"],
-        after_filtering=summary["after_filtering"],
-        balanced=balanced,
-        images_per_class=images_per_class,
-        num_failures=summary["num_failures"],
-    )
-    fileio.write_json(path, document)

@@ -41,10 +41,12 @@ class _ReadShardFn(beam.DoFn):
 class ReadImages(beam.PTransform):
     """Batches of `(id, encoded bytes)`, every image of `spec`, read in parallel shards.
 
-    With `spread`, a shard's batches are reshuffled so that every worker labels
-    some, not just the one that read the shard. Where one process runs the
-    whole job there is nobody to spread them to, and the reshuffle would only
-    serialize and regroup every image's bytes.
+    With `spread`, for a runner with many workers, the shards are reshuffled
+    so that different workers read them, and so are the batches, so that
+    every worker labels some, not just those that read a shard. Where one
+    process runs the whole job there is nobody to spread them to: each
+    reshuffle would only add its stages to the job and serialize every
+    image's bytes once more.
     """
 
     def __init__(
@@ -62,11 +64,9 @@ class ReadImages(beam.PTransform):
         self._batch_size, self._spread = batch_size, spread
 
     def expand(self, pipeline):
-        images = (
-            pipeline
-            | "Shards" >> beam.Create(list(range(self._num_shards)))
-            | "SpreadShards" >> beam.Reshuffle()
-            | "ReadShards"
-            >> beam.ParDo(_ReadShardFn(self._spec, self._split, self._data_dir, self._num_shards, self._batch_size))
-        )
-        return images | "SpreadImages" >> beam.Reshuffle() if self._spread else images
+        shards = pipeline | "Shards" >> beam.Create(list(range(self._num_shards)))
+        if self._spread:
+            shards = shards | "SpreadShards" >> beam.Reshuffle()
+        reader = _ReadShardFn(self._spec, self._split, self._data_dir, self._num_shards, self._batch_size)
+        batches = shards | "ReadShards" >> beam.ParDo(reader)
+        return batches | "SpreadImages" >> beam.Reshuffle() if self._spread else batches

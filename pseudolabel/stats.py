@@ -118,26 +118,13 @@ class LabelingStatsFn(beam.CombineFn):
         return accumulator
 
 
-class BalancedStatsFn(beam.CombineFn):
-    """Combines each class's `(label, images selected, records written)` into records per class."""
-
-    def __init__(self, num_classes: int):
-        self._num_classes = num_classes
-
-    def create_accumulator(self):
-        return {"counts": [0] * self._num_classes, "num_selected": 0}
-
-    def add_input(self, accumulator, element):
-        label, num_selected, num_records = element
-        accumulator["counts"][label] += num_records
-        accumulator["num_selected"] += num_selected
-        return accumulator
-
-    def merge_accumulators(self, accumulators):
-        return merge(accumulators)
-
-    def extract_output(self, accumulator):
-        return accumulator
+def balanced_counts(per_class: Sequence[tuple[int, int, int]], num_classes: int) -> dict[str, Any]:
+    """Records per class and images selected, from each balanced class's
+    `(label, images selected, records written)`; classes left empty are absent."""
+    counts = [0] * num_classes
+    for label, _, num_records in per_class:
+        counts[label] += num_records
+    return {"counts": counts, "num_selected": sum(num_selected for _, num_selected, _ in per_class)}
 
 
 def assemble(

@@ -23,8 +23,9 @@ from efficientnet.data.digits import load_digits
 from efficientnet.data.input_pipeline import train_dataset
 from efficientnet.model.inference import Predictor
 from pseudolabel import balance, commit, launch, outputs, stats, targets
-from pseudolabel.pipeline import LabelingConfig, WriteShards, _shard_of, run_labeling
+from pseudolabel.pipeline import LabelingConfig, run_labeling
 from pseudolabel.run import split_argv
+from pseudolabel.write import WriteShards, shard_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 10
@@ -221,7 +222,7 @@ def test_write_shards_writes_every_shard_and_splits_by_record(tmp_path):
     written = {name: list(tf.data.TFRecordDataset(str(tmp_path / name)).as_numpy_iterator()) for name in names}
     assert sorted(record for shard in written.values() for record in shard) == sorted(records_in)
     for record in records_in:
-        assert record in written[outputs.shard_name(_shard_of(record, 5), 5)]
+        assert record in written[outputs.shard_name(shard_of(record, 5), 5)]
     assert any(not shard for shard in written.values())  # 3 distinct records, 5 shards: some empty, still written
 
 
@@ -477,9 +478,15 @@ def test_folder_corpus_hard_labels_without_balancing(teacher, tmp_path):
 @pytest.mark.slow  # a whole Beam job
 def test_digits_unlabeled_reports_pseudo_label_accuracy(teacher, tmp_path, capfd):
     output_dir = str(tmp_path / "pseudo")
-    document = run_labeling(
-        LabelingConfig(input="digits", split="unlabeled", teacher=teacher, output_dir=output_dir, num_shards=1)
-    )
+    document = run_labeling(LabelingConfig(input="digits", split="unlabeled", teacher=teacher, output_dir=output_dir))
+    # The default --num_shards=0: one file per bundle of the runner, numbered
+    # once the job is done; the job's scratch directories are gone.
+    names = sorted(os.listdir(output_dir))
+    shards = [name for name in names if name.endswith(outputs.RECORD_SUFFIX)]
+    assert names == sorted(["config.json", "failures.jsonl", "stats.json", *shards])
+    assert shards == [outputs.shard_name(shard, len(shards)) for shard in range(len(shards))]
+    assert len(read_output(output_dir)) == document["num_records"] > 0
+    assert open(os.path.join(output_dir, "failures.jsonl")).read() == ""
     # The local run labels everything in this process, against the corpus size.
     err = capfd.readouterr().err
     assert "labeling: 947/947 images in " in err
@@ -520,6 +527,25 @@ def test_tfds_images_keep_their_stored_bytes(teacher, tmp_path):
         encoded = records.decode_pseudo_label(serialized)["image/encoded"]
         assert encoded.startswith(b"\x89PNG")
         assert tf.io.decode_png(encoded).shape == (32, 32, 3)
+
+
+@pytest.mark.slow  # a whole Beam job
+def test_a_job_that_keeps_nothing_writes_an_empty_output(teacher, tmp_path):
+    """No image passes the threshold: no class to balance, no records, still a complete output."""
+    import tensorflow_datasets as tfds
+
+    output_dir = str(tmp_path / "pseudo")
+    with tfds.testing.mock_data(num_examples=12):
+        document = run_labeling(
+            LabelingConfig(
+                input="tfds:cifar10", split="train", teacher=teacher, output_dir=output_dir, confidence_threshold=1.0
+            )
+        )
+    assert (document["num_images"], document["num_kept"], document["num_records"]) == (12, 0, 0)
+    assert document["counts_per_class"]["after_balancing"] == [0] * NUM_CLASSES
+    assert document["empty_classes"] == list(range(NUM_CLASSES))
+    assert sorted(os.listdir(output_dir)) == ["config.json", "failures.jsonl", outputs.shard_name(0, 1), "stats.json"]
+    assert read_output(output_dir) == []
 
 
 def test_failed_run_leaves_the_previous_output_untouched(teacher, tmp_path):
