@@ -18,8 +18,9 @@ benchmarks' contenders rather than its own:
              benchmarks/train_step.py measures them (`alternating_rates`),
              with --precision and --jit_compile
   inference  the same two models' forward pass
-  labeling   the Beam labeling job (`run_labeling`) against its own bare
-             compiled loop (`Predictor.logits`), benchmarks/label.py's
+  labeling   the Beam labeling job (`run_labeling`) against the same work
+             in a bare compiled loop (`Predictor.logits`, then filtering,
+             balancing and writing in memory), benchmarks/label.py's
              `beam_job` and `bare`, on --num_images synthetic 224 px JPEGs;
              the export is built under the same precision policy
 
@@ -140,10 +141,12 @@ def labeling_speed(work_dir: str, overrides: dict, side: int, num_images: int, b
     write_corpus(corpus, num_images, side, seed=0)
     write_corpus(warm_up, batch_size, side, seed=1)
     export_dir = make_export(os.path.join(work_dir, "export"), overrides)
-    # Threshold 0: every image goes through the filter and the balancing, whatever the random weights predict.
+    # Both at threshold 0 (label.THRESHOLD): every image goes through the filter, the balancing and into a record.
     contenders = {
-        "beam": lambda path: beam_job(path, export_dir, batch_size, os.path.join(work_dir, "out"), threshold=0.0),
-        "bare_compiled": lambda path: bare(path, export_dir, batch_size, compiled=True),
+        "beam": lambda path: beam_job(path, export_dir, batch_size, os.path.join(work_dir, "out")),
+        "bare_compiled": lambda path: bare(
+            path, export_dir, batch_size, os.path.join(work_dir, "bare.tfrecord"), compiled=True
+        ),
     }
     if not FLAGS.smoke:  # the smoke mode measures nothing, so it spares the warm-up's Beam job
         for function in contenders.values():

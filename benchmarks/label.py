@@ -9,24 +9,31 @@ ImageNet-format TFRecord file in a temporary directory, so every contender
 reads and decodes the same bytes. All contenders load the export the same
 way (`Predictor.from_export`, counted in their time) and use the same batch
 size and the same eval preprocessing (`preprocessing.eval_image` via
-`Predictor.views_of_encoded`). They differ only in what drives the model:
+`Predictor.views_of_encoded`), and all of them do the job's whole work:
+the confidence threshold is 0 (`THRESHOLD`), so that every image goes
+through the filter, the per-class balancing and into a written record (a
+model with random weights would pass no image at the default 0.3, and the
+job would end at its statistics). They differ only in what drives the work:
 
   beam           `run_labeling`: the whole job as users run it (read,
                  label, filter, balance, write records and stats) on the
                  local FnApiRunner, model loaded inside the job.
-  bare predict   a plain loop: read records, preprocess, then Keras
-                 `model.predict(images, batch_size=B)`.
+  bare predict   a plain loop: read records, preprocess, Keras
+                 `model.predict(images, batch_size=B)`, then the same
+                 filtering and balancing (`balance.filter_and_balance`, the
+                 job's own pure functions) and the same records written to
+                 one file, all in memory in this process.
   bare compiled  the same loop calling `Predictor.logits` (the frozen,
                  fixed-signature forward pass every consumer uses) instead
-                 of `model.predict`: the job's own inference with Beam
-                 taken away, so beam/compiled is Beam's overhead alone.
+                 of `model.predict`: the job with Beam taken away, so
+                 beam/compiled is Beam's overhead alone.
 
 The contenders alternate for `--repeats` rounds (machine-load drift hits all
 of them) and the median time is reported. Ratios are beam / bare.
 
 Each contender also labels a corpus `--scale` times larger in the same rounds.
 The whole-job ratio at the default size weighs Beam's fixed cost per job
-(building and translating the job graph, running its twenty-odd stages: about
+(building and translating the job graph, running its ten stages: about half
 a second whatever the corpus) against a job of a few seconds; the per-image
 ratio, `(large - small images) / (large - small seconds)` of each contender,
 is what a corpus of millions of images sees. Both are printed, with the fixed
@@ -36,9 +43,8 @@ machine disturb less than wall time: a difference of two times is noisier
 than either time.
 
 `--memory_check` runs the whole job on 2,000 and on 20,000 tiny images, each in
-its own subprocess, and prints each one's peak RSS. It uses
-`--confidence_threshold=0` so that every image goes through the filter, the
-per-class shuffle and the join (the worst case for memory).
+its own subprocess, and prints each one's peak RSS (with every image kept, as
+above: the worst case for memory).
 
 Usage:
   python benchmarks/label.py --config=tiny
@@ -62,9 +68,11 @@ import tensorflow as tf  # noqa: E402
 from absl import flags, logging  # noqa: E402
 
 import efficientnet  # noqa: E402
+from efficientnet.data import records  # noqa: E402
 from efficientnet.model import export  # noqa: E402
 from efficientnet.model.inference import Predictor  # noqa: E402
 from efficientnet.util.cli import run  # noqa: E402
+from pseudolabel import balance  # noqa: E402
 from pseudolabel.pipeline import LabelingConfig, run_labeling  # noqa: E402
 from pseudolabel.targets import soft_probabilities  # noqa: E402
 
@@ -74,6 +82,7 @@ CONFIGS = {
     "b0": (dict(num_classes=1000), 224, 256, 32),
 }
 MEMORY_CHECK_SIZES = (2_000, 20_000)
+THRESHOLD = 0.0  # every image is kept, balanced and written, in every contender
 
 FLAGS = flags.FLAGS
 # Flags only when run as a script: benchmarks/gpu.py imports the helpers below and has flags of its own.
@@ -128,29 +137,44 @@ def read_encoded(path: str) -> list[bytes]:
     return encoded
 
 
-def bare(corpus: str, export_dir: str, batch_size: int, *, compiled: bool) -> int:
-    """Read, preprocess, predict; returns the number of images labeled."""
+def bare(corpus: str, export_dir: str, batch_size: int, output_path: str, *, compiled: bool) -> int:
+    """Read, preprocess, predict, then filter, balance and write; returns the number of images labeled."""
     teacher = Predictor.from_export(export_dir)
     encoded = read_encoded(corpus)
     batches = [
         teacher.views_of_encoded(encoded[start : start + batch_size])[0] for start in range(0, len(encoded), batch_size)
     ]
     if compiled:
-        probabilities = [soft_probabilities(teacher.logits(images)) for images in batches]
+        probabilities = np.concatenate([soft_probabilities(teacher.logits(images)) for images in batches])
     else:
-        probabilities = [soft_probabilities(teacher.model.predict(np.concatenate(batches), batch_size, verbose=0))]
-    return sum(len(rows) for rows in probabilities)
+        probabilities = soft_probabilities(teacher.model.predict(np.concatenate(batches), batch_size, verbose=0))
+    write_records(encoded, probabilities, output_path)
+    return len(probabilities)
 
 
-def beam_job(corpus: str, export_dir: str, batch_size: int, output_dir: str, threshold: float = 0.3) -> int:
+def write_records(encoded: list[bytes], probabilities: np.ndarray, path: str) -> None:
+    """What the job does after labeling, in memory: filter, balance, serialize, write one file."""
+    labels, confidences = np.argmax(probabilities, axis=1), np.max(probabilities, axis=1)
+    predictions = [(str(i), int(label), float(c)) for i, (label, c) in enumerate(zip(labels, confidences, strict=True))]
+    copies, _ = balance.filter_and_balance(
+        predictions, confidence_threshold=THRESHOLD, images_per_class=balance.AUTO, num_classes=probabilities.shape[1]
+    )
+    with tf.io.TFRecordWriter(path) as writer:
+        for example_id, count in copies.items():
+            record = records.encode_pseudo_label(encoded[int(example_id)], probabilities[int(example_id)])
+            for _ in range(count):
+                writer.write(record)
+
+
+def beam_job(corpus: str, export_dir: str, batch_size: int, output_dir: str) -> int:
     stats = run_labeling(
         LabelingConfig(
             input=f"tfrecord:{corpus}",
             teacher=export_dir,
             output_dir=output_dir,
             batch_size=batch_size,
-            num_shards=0,  # the default: no shuffle of the records in Beam's file sink
-            confidence_threshold=threshold,
+            num_shards=0,  # the default: no shuffle of the records
+            confidence_threshold=THRESHOLD,
         )
     )
     return stats["num_images"]
@@ -165,10 +189,11 @@ def speed(work_dir: str) -> None:
     for size, corpus in corpora.items():
         write_corpus(corpus, size, side, FLAGS.seed)
     export_dir = make_export(os.path.join(work_dir, "export"), overrides)
+    records_path = os.path.join(work_dir, "bare.tfrecord")
     contenders = {
         "beam": lambda corpus: beam_job(corpus, export_dir, batch_size, os.path.join(work_dir, "out")),
-        "bare predict": lambda corpus: bare(corpus, export_dir, batch_size, compiled=False),
-        "bare compiled": lambda corpus: bare(corpus, export_dir, batch_size, compiled=True),
+        "bare predict": lambda corpus: bare(corpus, export_dir, batch_size, records_path, compiled=False),
+        "bare compiled": lambda corpus: bare(corpus, export_dir, batch_size, records_path, compiled=True),
     }
     for function in contenders.values():  # warm-up: TF/Beam imports, thread pools, first traces
         function(corpora[sizes[0]])
@@ -219,7 +244,7 @@ def memory_child(work_dir: str) -> None:
     """One job on WORK_DIR/corpus.tfrecord; prints its peak RSS as JSON."""
     _, _, _, batch_size = CONFIGS["tiny"]
     corpus = os.path.join(work_dir, "corpus.tfrecord")
-    labeled = beam_job(corpus, os.path.join(work_dir, "export"), batch_size, os.path.join(work_dir, "out"), 0.0)
+    labeled = beam_job(corpus, os.path.join(work_dir, "export"), batch_size, os.path.join(work_dir, "out"))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"num_images": labeled, "peak_rss_mib": peak_kib / 1024}))
 

@@ -373,14 +373,13 @@ def _read_selected(name_and_selected, spill_dir: str):
     for index_and_copies in selected:
         for index, copies in index_and_copies:
             copies_at[index] += copies
-    last = max(copies_at)
-    chunk = []
-    for index, serialized in enumerate(tf.data.TFRecordDataset(os.path.join(spill_dir, name)).as_numpy_iterator()):
-        chunk.extend([serialized] * copies_at.get(index, 0))
-        if len(chunk) >= RECORDS_PER_ELEMENT:
+    # Read a list of records at a time: tf.data's cost per element is tens of microseconds.
+    spill = tf.data.TFRecordDataset(os.path.join(spill_dir, name)).take(max(copies_at) + 1)
+    start = 0
+    for records_read in spill.batch(RECORDS_PER_ELEMENT).as_numpy_iterator():
+        chunk = []
+        for index, serialized in enumerate(records_read, start):
+            chunk.extend([serialized] * copies_at.get(index, 0))
+        start += len(records_read)
+        if chunk:
             yield chunk
-            chunk = []
-        if index == last:
-            break
-    if chunk:
-        yield chunk
