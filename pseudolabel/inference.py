@@ -6,9 +6,9 @@ resolution `model.json` records, the same inference path evaluation uses)
 instead of Beam's TensorFlow handler, which imports tensorflow_hub at import
 time and knows nothing of `model.json` (docs/platform.md#apache-beam).
 RunInference keeps one teacher per worker process, loaded once in `setup`,
-never per element or per bundle, and reports Beam's standard inference metrics (`RunInference` namespace:
-`num_inferences`, `inference_batch_latency_micro_secs`,
-`load_model_latency_milli_secs`, …). It replaced an equivalent DoFn of our
+never per element or per bundle, and reports Beam's standard inference
+metrics (`RunInference` namespace: `num_inferences`,
+`inference_batch_latency_micro_secs`, `load_model_latency_milli_secs`, …). It replaced an equivalent DoFn of our
 own after labeling as fast as it, side by side in one run (2026-11-30).
 
 The teacher is used un-noised, exactly as it is evaluated
@@ -16,10 +16,10 @@ The teacher is used un-noised, exactly as it is evaluated
 export records, `training=False`, its EMA weights.
 
 The images arrive in batches, the reader's (`read.ReadImages`), and leave as
-batches (`LabeledBatch`): Beam's cost is per element, about as much as a tiny
-model's inference of one image, so an element per image would be the bulk of
-the job's time besides the model's. RunInference's own batching
-(`beam.BatchElements`) is skipped for the same reason.
+batches (`LabeledBatch`): Beam's cost is per element, so an element per image
+through the job's stages costs a small model's job more than its inference
+(pipeline.py). RunInference's own batching (`beam.BatchElements`, itself an
+element per image) is skipped for the same reason.
 
 An image that does not decode gives the reason instead of probabilities and
 its batch goes on without it: one bad file never fails the job.

@@ -505,23 +505,19 @@ def test_digits_unlabeled_reports_pseudo_label_accuracy(teacher, tmp_path, capfd
     assert json.load(open(os.path.join(output_dir, "config.json")))["input"] == "digits"
 
 
-@pytest.mark.slow  # a whole Beam job
-def test_tfds_images_keep_their_stored_bytes(teacher, tmp_path):
+def label_mock_cifar10(teacher, output_dir, **settings):
+    """The job on 12 images of TFDS's mock cifar10 train split."""
     import tensorflow_datasets as tfds
 
-    output_dir = str(tmp_path / "pseudo")
     with tfds.testing.mock_data(num_examples=12):
-        document = run_labeling(
-            LabelingConfig(
-                input="tfds:cifar10",
-                split="train",
-                teacher=teacher,
-                output_dir=output_dir,
-                confidence_threshold=0.0,
-                images_per_class=0,
-                num_shards=1,
-            )
-        )
+        config = LabelingConfig(input="tfds:cifar10", split="train", teacher=teacher, output_dir=output_dir, **settings)
+        return run_labeling(config)
+
+
+@pytest.mark.slow  # a whole Beam job
+def test_tfds_images_keep_their_stored_bytes(teacher, tmp_path):
+    output_dir = str(tmp_path / "pseudo")
+    document = label_mock_cifar10(teacher, output_dir, confidence_threshold=0.0, images_per_class=0, num_shards=1)
     assert (document["num_images"], document["num_records"], document["num_failures"]) == (12, 12, 0)
     for serialized in read_output(output_dir):
         encoded = records.decode_pseudo_label(serialized)["image/encoded"]
@@ -532,15 +528,8 @@ def test_tfds_images_keep_their_stored_bytes(teacher, tmp_path):
 @pytest.mark.slow  # a whole Beam job
 def test_a_job_that_keeps_nothing_writes_an_empty_output(teacher, tmp_path):
     """No image passes the threshold: no class to balance, no records, still a complete output."""
-    import tensorflow_datasets as tfds
-
     output_dir = str(tmp_path / "pseudo")
-    with tfds.testing.mock_data(num_examples=12):
-        document = run_labeling(
-            LabelingConfig(
-                input="tfds:cifar10", split="train", teacher=teacher, output_dir=output_dir, confidence_threshold=1.0
-            )
-        )
+    document = label_mock_cifar10(teacher, output_dir, confidence_threshold=1.0)
     assert (document["num_images"], document["num_kept"], document["num_records"]) == (12, 0, 0)
     assert document["counts_per_class"]["after_balancing"] == [0] * NUM_CLASSES
     assert document["empty_classes"] == list(range(NUM_CLASSES))
