@@ -369,7 +369,7 @@ class SpillRecordsFn(beam.DoFn):
 
 def _read_selected(name_and_selected, spill_dir: str):
     """Streams one spill file in order, yielding its selected records, each
-    `copies` times, in lists of at most RECORDS_PER_ELEMENT."""
+    `copies` times: a list per RECORDS_PER_ELEMENT records read."""
     name, selected = name_and_selected
     copies_at = collections.Counter()
     for index_and_copies in selected:
