@@ -42,7 +42,6 @@ import dataclasses
 import itertools
 import json
 import os
-import uuid
 from typing import Any
 
 import apache_beam as beam
@@ -331,40 +330,29 @@ def _select_class(label_and_candidates, k: int):
 
 class SpillRecordsFn(beam.DoFn):
     """Writes each kept record, serialized as it will be output, to a file of
-    its bundle; yields, per batch and predicted class, `(class, [(id,
-    confidence, file name, index in the file), ...])`: the candidates the
-    per-class selection ranks, each with where its record is.
-
-    One file per bundle attempt, named at random: a retried bundle writes a
-    new file and the runner discards the failed attempt's outputs, so no
-    location ever points into a partial file. Readers come after a shuffle,
-    by which time every file of a committed bundle is closed.
+    its bundle (`write.BundleFile`); yields, per batch and predicted class,
+    `(class, [(id, confidence, file name, index in the file), ...])`: the
+    candidates the per-class selection ranks, each with where its record is.
     """
 
     def __init__(self, spill_dir: str, label_type: str):
         self._spill_dir, self._label_type = spill_dir, label_type
 
     def start_bundle(self):
-        self._writer, self._name, self._count = None, None, 0
+        self._file = write.BundleFile(self._spill_dir)
 
     def process(self, batch: LabeledBatch):
-        if self._writer is None:
-            self._name = f"{uuid.uuid4().hex}.tfrecord"
-            self._writer = tf.io.TFRecordWriter(os.path.join(self._spill_dir, self._name))
+        start = self._file.write(_serialize(batch, self._label_type))
         labels, confidences = batch.top1()
         candidates = collections.defaultdict(list)
-        for example_id, label, confidence, record in zip(
-            batch.ids, labels.tolist(), confidences.tolist(), _serialize(batch, self._label_type), strict=True
+        for index, (example_id, label, confidence) in enumerate(
+            zip(batch.ids, labels.tolist(), confidences.tolist(), strict=True), start
         ):
-            self._writer.write(record)
-            candidates[label].append((example_id, confidence, self._name, self._count))
-            self._count += 1
+            candidates[label].append((example_id, confidence, self._file.name, index))
         yield from candidates.items()
 
     def finish_bundle(self):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._file.close()
 
 
 def _read_selected(name_and_selected, spill_dir: str):

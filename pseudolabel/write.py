@@ -84,37 +84,60 @@ def _write_shard(shard_and_chunks, *, work_dir: str, num_shards: int) -> str:
     return name
 
 
+class BundleFile:
+    """The TFRecord file of one bundle attempt: named at random in `directory`,
+    opened at the first write, closed by `close` when the bundle finishes.
+
+    A retried bundle writes a new file and the runner discards the failed
+    attempt's outputs, so nothing downstream names a partial file. Readers
+    come after a grouping or a side input, by when every file of a committed
+    bundle is closed. Used by `WriteBundleFilesFn` and the job's spill
+    (`pipeline.SpillRecordsFn`).
+    """
+
+    def __init__(self, directory: str):
+        self._directory = directory
+        self._writer, self.name, self.count = None, None, 0
+
+    def write(self, records: list[bytes]) -> int:
+        """Appends `records`; returns the index in the file of the first of them."""
+        if self._writer is None:
+            self.name = f"{uuid.uuid4().hex}{outputs.RECORD_SUFFIX}"
+            self._writer = tf.io.TFRecordWriter(os.path.join(self._directory, self.name))
+        start = self.count
+        for record in records:
+            self._writer.write(record)
+        self.count += len(records)
+        return start
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 class WriteBundleFilesFn(beam.DoFn):
-    """Writes each bundle's records to a file of its own in `parts_dir`; yields
-    `(digest of the file's first record, file name)` once per file.
+    """Writes each bundle's records to a file of its own in `parts_dir`
+    (`BundleFile`); yields `(digest of the file's first record, file name)`
+    once per file.
 
     The digest orders the files in `name_bundle_files`: where the runner makes
     the same bundles (the local runner), the same records get the same shard
-    number on every run. The file is closed when the bundle finishes, before
-    the runner commits it, so whoever reads the names after the job's
-    grouping finds whole files.
+    number on every run.
     """
 
     def __init__(self, parts_dir: str):
         self._parts_dir = parts_dir
 
     def start_bundle(self):
-        self._writer = None
+        self._file = BundleFile(self._parts_dir)
 
     def process(self, chunk: list[bytes]):
-        if not chunk:
-            return
-        if self._writer is None:
-            name = f"{uuid.uuid4().hex}{outputs.RECORD_SUFFIX}"
-            self._writer = tf.io.TFRecordWriter(os.path.join(self._parts_dir, name))
-            yield hashlib.blake2b(chunk[0], digest_size=16).hexdigest(), name
-        for record in chunk:
-            self._writer.write(record)
+        if chunk and self._file.write(chunk) == 0:
+            yield hashlib.blake2b(chunk[0], digest_size=16).hexdigest(), self._file.name
 
     def finish_bundle(self):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._file.close()
 
 
 def name_bundle_files(files: list[tuple[str, str]], parts_dir: str, work_dir: str) -> int:
