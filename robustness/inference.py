@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet.data import preprocessing
-from efficientnet.data.source import Source
+from efficientnet.data.source import Source, for_python_loop
 from efficientnet.model.inference import Predictor
 from efficientnet.util.progress import ProgressLine
 
@@ -113,13 +113,8 @@ def example_batches(
         return images, {key: example[key] for key in keys}
 
     batches = examples.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
-    # No autotuning: its background thread sleeps for growing periods (seconds after a minute
-    # of use), and closing the iterator waited for it: ~5 s at the end of every stream whose
-    # consumer is slow, as here (TF 2.21, measured).
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    for images, values in batches.prefetch(1).with_options(options):
-        yield {int(key): value.numpy() for key, value in images.items()}, {k: v.numpy() for k, v in values.items()}
+    for images, values in for_python_loop(batches.prefetch(1)):
+        yield {int(key): value for key, value in images.items()}, values
 
 
 def top1_correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import DIGITS_FILE, digits_split_indices, digits_withheld_labels, load_digits
 from efficientnet.data.folder_source import glob_regex
-from efficientnet.data.source import EVAL, TRAIN, UNKNOWN_LABEL, EmptySourceError
+from efficientnet.data.source import EVAL, TRAIN, UNKNOWN_LABEL, EmptySourceError, for_python_loop
 from efficientnet.util.registry import UnknownNameError
 
 
@@ -416,6 +416,17 @@ def test_encoded_batches_match_the_guarded_read_also_past_a_failing_record(tmp_p
     # the record that is not an Example failed the fast read; the guarded one keeps it, empty, under its id
     failed = [row for row in read[f"tfrecord:{tmp_path}/part-*"] if not row[1]]
     assert failed == [(f"{tmp_path}/part-1#1".encode(), b"", UNKNOWN_LABEL)]
+
+
+def test_a_python_loop_gets_the_datasets_elements_as_numpy():
+    """Turning the autotuner off changes when the iterator's threads stop, not what it yields."""
+    images = tf.data.Dataset.range(10).map(lambda i: ({"image": tf.fill([2], i)}, tf.strings.as_string(i)))
+    batches = images.batch(4).prefetch(1)
+    read = list(for_python_loop(batches))
+    assert [len(ids) for _, ids in read] == [4, 4, 2]
+    for (got, got_ids), (want, want_ids) in zip(read, batches.as_numpy_iterator(), strict=True):
+        np.testing.assert_array_equal(got["image"], want["image"])
+        assert list(got_ids) == list(want_ids) and isinstance(got_ids[0], bytes)
 
 
 def test_stored_bytes_are_passed_on_and_unreadable_records_kept_empty(tmp_path):

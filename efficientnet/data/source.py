@@ -31,6 +31,7 @@ and pseudo-label records also carry `probabilities` (float32 [num_classes]).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -44,6 +45,22 @@ Shard = tuple[int, int]  # (index, count): the index-th of count disjoint parts
 # What a split is read for, when the caller leaves the choice to the source.
 TRAIN = "train"
 EVAL = "eval"
+
+
+def for_python_loop(dataset: tf.data.Dataset) -> Iterator:
+    """`dataset`'s elements as numpy, for a Python loop that does slow work
+    between them (a model's forward pass), with tf.data's autotuning off.
+
+    The autotuner's background thread sleeps for growing periods while its
+    consumer is slow, and deleting the iterator waits for it to wake: 1–3 s
+    at the end of a 256-image pass of B0 inference, up to about 5 s after a
+    minute (TF 2.21, measured; docs/platform.md#tfdata-and-python-loops).
+    Without it the pipeline keeps its starting settings (a parallel map at
+    the machine's core count), which keep up with such a consumer.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options).as_numpy_iterator()
 
 
 class EmptySourceError(ValueError):
@@ -105,7 +122,7 @@ class Source:
         done = 0
         try:
             fast = self._examples(split, False, 0, shard, decode=False, guarded=False)
-            for batch in fast.batch(batch_size).prefetch(1).as_numpy_iterator():
+            for batch in for_python_loop(fast.batch(batch_size).prefetch(1)):
                 yield batch
                 done += len(batch["id"])
             return
@@ -113,7 +130,7 @@ class Source:
             if not self.reads_files:
                 raise
         guarded = self._examples(split, False, 0, shard, decode=False, guarded=True).skip(done)
-        yield from guarded.batch(batch_size).as_numpy_iterator()
+        yield from for_python_loop(guarded.batch(batch_size))
 
     def _examples(self, split, shuffle_files, seed, shard, decode, *, guarded: bool) -> tf.data.Dataset:
         self.check_split(split)

@@ -11,7 +11,7 @@ import numpy as np
 
 from efficientnet.data import input_pipeline
 from efficientnet.data.datasets import open_source
-from efficientnet.data.source import EVAL, Source
+from efficientnet.data.source import EVAL, Source, for_python_loop
 from efficientnet.model.inference import Predictor
 
 
@@ -19,7 +19,7 @@ def evaluate(predictor: Predictor, source: Source, split: str | None, batch_size
     """Top-1 / top-5 accuracy of `predictor` over a split."""
     correct1 = correct5 = count = 0
     batches = input_pipeline.eval_dataset(source, split, batch_size=batch_size, resolution=predictor.resolution)
-    for batch in batches.as_numpy_iterator():
+    for batch in for_python_loop(batches):
         logits = predictor.logits(batch["image"], batch_size)
         labels = batch["label"]
         top5 = np.argsort(-logits, axis=-1, kind="stable")[:, : min(5, logits.shape[-1])]

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet.data.datasets import open_source
+from efficientnet.data.source import for_python_loop
 from efficientnet.model import export
 from efficientnet.model.inference import Predictor, softmax
 from efficientnet.util import fileio
@@ -95,7 +96,7 @@ def predict_to_jsonl(
     progress = ProgressLine(label, source.num_examples(split))
     classified = undecodable = 0
     with fileio.atomic_writer(output, "w") as f:
-        for ids, encoded in examples.batch(batch_size).as_numpy_iterator():
+        for ids, encoded in for_python_loop(examples.batch(batch_size).prefetch(1)):
             views, good, errors = predictor.views_of_encoded(list(encoded))
             lines: list[dict] = [{} for _ in ids]
             if good:
