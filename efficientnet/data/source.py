@@ -52,8 +52,8 @@ def for_python_loop(dataset: tf.data.Dataset) -> Iterator:
     between them (a model's forward pass), with tf.data's autotuning off.
 
     The autotuner's background thread sleeps for growing periods while its
-    consumer is slow, and deleting the iterator waits for it to wake: 1–3 s
-    at the end of a 256-image pass of B0 inference, up to about 5 s after a
+    consumer is slow, and deleting the iterator waits for it to wake: up to
+    2.5 s at the end of a 256-image pass of B0 inference, about 5 s after a
     minute (TF 2.21, measured; docs/platform.md#tfdata-and-python-loops).
     Without it the pipeline keeps its starting settings (a parallel map at
     the machine's core count), which keep up with such a consumer.
