@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from efficientnet.data import records
 from efficientnet.data.datasets import open_source
-from efficientnet.data.source import TRAIN, UNKNOWN_LABEL, decode_image
+from efficientnet.data.preprocessing import decode_image
+from efficientnet.data.source import TRAIN, UNKNOWN_LABEL
 from efficientnet.data.tfrecord_source import write_dataset_info
 from efficientnet.util import fileio
 

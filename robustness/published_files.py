@@ -34,7 +34,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from efficientnet.data.source import IMAGE_EXTENSIONS, decode_image
+from efficientnet.data.preprocessing import decode_image
+from efficientnet.data.source import IMAGE_EXTENSIONS
 from efficientnet.util.progress import ProgressLine
 from robustness import imagenet_classes, inference
 

@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 from tiny_runs import TINY, tf_config
 
-from efficientnet.data import input_pipeline
+from efficientnet.data import input_pipeline, records
 from efficientnet.data.datasets import open_source
 from efficientnet.model import scaling
 from efficientnet.model.network import build_from_config
@@ -77,26 +77,78 @@ def test_a_global_batch_that_replicas_cannot_share_is_refused():
 # ---------------------------------------------------------------------- input and batch norm
 
 
+def digits_batches(context=None, skip=0, sharding="files", **options):
+    return input_pipeline.train_dataset(
+        open_source("digits"),
+        "train",
+        batch_size=8,
+        resolution=32,
+        input_context=context,
+        skip_batches=skip,
+        input_sharding=sharding,
+        **options,
+    )
+
+
 @pytest.mark.parametrize("workers, replicas", [(1, 2), (2, 2), (2, 4)])
-def test_each_workers_pipeline_holds_its_replicas_slices_of_the_global_batches(workers, replicas):
+def test_in_exact_mode_each_workers_pipeline_holds_its_replicas_slices_of_the_global_batches(workers, replicas):
     """Replica r of n gets rows [r·b/n, (r+1)·b/n) of every global batch, also after a resume."""
-    source = open_source("digits")
-
-    def batches(context=None, skip=0):
-        return input_pipeline.train_dataset(
-            source, "train", batch_size=8, resolution=32, input_context=context, skip_batches=skip
-        )
-
-    whole = [batch["image"].numpy() for batch in batches().take(3)]
+    whole = [batch["image"].numpy() for batch in digits_batches().take(3)]
     for skip in (0, 1):
         slices = []
         for worker in range(workers):
             context = tf.distribute.InputContext(workers, worker, replicas)
-            slices.append([batch["image"].numpy() for batch in batches(context, skip).take(3 * replicas // workers)])
+            batches = digits_batches(context, skip, "exact").take(3 * replicas // workers)
+            slices.append([batch["image"].numpy() for batch in batches])
         for step in range(3 - skip):
             local = replicas // workers
             parts = [slices[w][step * local + r] for w in range(workers) for r in range(local)]
             np.testing.assert_array_equal(np.concatenate(parts), whole[step + skip])
+
+
+def test_one_worker_reads_the_same_stream_in_both_modes():
+    context = tf.distribute.InputContext(1, 0, 2)
+    files, exact = (digits_batches(context, sharding=mode).take(4) for mode in ("files", "exact"))
+    for a, b in zip(files, exact, strict=True):
+        np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
+        np.testing.assert_array_equal(a["id"].numpy(), b["id"].numpy())
+
+
+def test_in_files_mode_each_worker_reads_only_its_own_share_and_resumes_in_it():
+    """Worker w of 2 sees only its half of the examples, every one of them each epoch, and
+    a resume at step 1 continues its own stream; the two halves make up the split."""
+    split_ids = {example["id"] for example in open_source("digits").examples("train").as_numpy_iterator()}
+    seen = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(2, worker, 2)
+        # 75 examples per worker: 9 batches of 4 (its one replica's slice of 8) are 36, about half an epoch;
+        # 19 batches (76 examples) run past one epoch.
+        ids = [i for batch in digits_batches(context, shuffle_buffer=1000).take(19) for i in batch["id"].numpy()]
+        assert len(set(ids[:75])) == 75 and set(ids[75:]) <= set(ids[:75])
+        seen.append(set(ids))
+        resumed = digits_batches(context, skip=1).take(2)
+        plain = list(digits_batches(context).take(3))[1:]
+        for a, b in zip(resumed, plain, strict=True):
+            np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
+    assert not seen[0] & seen[1] and seen[0] | seen[1] == split_ids
+
+
+def test_in_files_mode_a_source_with_fewer_files_than_workers_is_refused(tmp_path):
+    for index in range(3):
+        with tf.io.TFRecordWriter(str(tmp_path / f"part-{index}")) as writer:
+            writer.write(records.encode_pseudo_label(b"not decoded here", np.array([0.5, 0.5])))
+    source = open_source(f"tfrecord:{tmp_path}/part-*")
+    context = tf.distribute.InputContext(4, 0, 4)
+    with pytest.raises(ValueError) as raised:
+        input_pipeline.train_dataset(source, None, batch_size=8, resolution=32, input_context=context)
+    assert str(raised.value) == (
+        f"'tfrecord:{tmp_path}/part-*' holds 3 file(s) for 4 workers: with --input_sharding=files every worker "
+        "reads files of its own, so 1 would have none; store the data in at least 4 files, or use "
+        "--input_sharding=exact"
+    )
+    input_pipeline.train_dataset(  # reads everything: no files of its own needed
+        source, None, batch_size=8, resolution=32, input_context=context, input_sharding="exact"
+    )
 
 
 def test_synchronized_batch_norm_changes_nothing_on_one_replica():

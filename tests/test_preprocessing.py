@@ -95,6 +95,44 @@ def test_train_image_inside_tf_data_matches_eager():
         np.testing.assert_allclose(out, preprocessing.train_image(tf.constant(image), 80, seed), atol=1e-4)
 
 
+def photo(height=375, width=500, seed=0):
+    """Smooth colours with edges, like a photo: what JPEG encodes well."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (height // 25, width // 25, 3)).astype(np.float32)
+    return tf.cast(tf.image.resize(small, [height, width], method="bicubic"), tf.uint8).numpy()
+
+
+@pytest.mark.parametrize("encode", [tf.io.encode_png, lambda image: tf.io.encode_jpeg(image, quality=95)])
+def test_train_image_from_encoded_is_train_image_of_the_decoded_image(encode):
+    """Same seed, same window; a PNG gives the same pixels, a JPEG decoded inside the window differs
+    only where libjpeg's chroma upsampling reaches across the window's edge, by a few levels."""
+    encoded = encode(photo())
+    decoded = preprocessing.decode_image(encoded)
+    seeds = tf.constant([[seed, 1] for seed in range(12)], tf.int64)
+    from_encoded = tf.data.Dataset.from_tensor_slices(seeds).map(
+        lambda seed: preprocessing.train_image_from_encoded(encoded, 224, seed)
+    )
+    for seed, out in zip(seeds, from_encoded, strict=True):
+        expected = preprocessing.train_image(decoded, 224, seed).numpy()
+        difference = np.abs(out.numpy() - expected)
+        if encode is tf.io.encode_png:
+            np.testing.assert_allclose(out, expected, atol=1e-3)
+        else:
+            assert difference.mean() < 0.5 and np.mean(difference > 2) < 0.02, (difference.mean(), difference.max())
+
+
+def test_train_image_from_encoded_decodes_a_jpeg_inside_its_crop_window_only():
+    """The JPEG path is the fused decode-and-crop of the window drawn from the header's shape."""
+    encoded = tf.io.encode_jpeg(photo(), quality=95)
+    seed = tf.constant([3, 1], tf.int64)
+    crop_seed = tf.random.experimental.stateless_split(seed, 2)[0]
+    window = preprocessing.train_window(tf.image.extract_jpeg_shape(encoded), 224, crop_seed)
+    assert window[2] * window[3] < 375 * 500  # a part of the image
+    fused = preprocessing.resize(tf.image.decode_and_crop_jpeg(encoded, window, channels=3), 224)
+    out = preprocessing.train_image_from_encoded(encoded, 224, seed, random_flip=False)
+    np.testing.assert_array_equal(out.numpy(), fused.numpy())
+
+
 def test_to_uint8_rounds_and_clips():
     values = tf.constant([-3.0, 0.4, 0.6, 254.5, 300.0])
     assert preprocessing.to_uint8(values).numpy().tolist() == [0, 0, 1, 254, 255]

@@ -112,6 +112,9 @@ class DigitsSource(Source):
         self.check_split(split)
         return len(self._splits[split])
 
+    def num_files(self, split: str | None = None) -> int:
+        return self.num_examples(split)  # held in memory: `shard=` deals out single images
+
     def _raw(self, split, *, shard: Shard, shuffle_files, seed, decode) -> tf.data.Dataset:
         index, count = shard
         indices = self._splits[split][index::count]

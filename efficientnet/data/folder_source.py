@@ -52,6 +52,9 @@ class ImageFilesSource(Source):
     def num_shards(self, split: str | None = None) -> int:
         return math.ceil(len(self.paths) / FILES_PER_SHARD)
 
+    def num_files(self, split: str | None = None) -> int:
+        return len(self.paths)  # `shard=` deals out single files
+
     def _raw(self, split, *, shard: Shard, shuffle_files, seed, decode) -> tf.data.Dataset:
         index, count = shard
         files = tf.data.Dataset.from_tensor_slices(
@@ -64,7 +67,7 @@ class ImageFilesSource(Source):
             files = files.shuffle(max(1, len(self.paths)), seed=seed)
         return files
 
-    def _parse(self, record):
+    def parse(self, record):
         return record | {"encoded": tf.io.read_file(record["id"])}
 
 

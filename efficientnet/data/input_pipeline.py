@@ -6,6 +6,12 @@ graph is parallel and prefetched, and deterministic under a seed: the shuffle
 is seeded and every example's random crop and augmentation derive from
 (seed, position in the stream) through stateless random ops, so a rerun sees
 the same batches in the same order.
+
+Training shuffles the source's stored records (file paths, encoded bytes),
+never decoded pixels, and decodes each image after the shuffle, a JPEG only
+inside its crop window: a 10,000-record buffer of paths or JPEG bytes holds
+kilobytes to about a gigabyte where decoded 500×375 photos take 7 GiB
+(docs/training.md#input-at-scale).
 """
 
 from __future__ import annotations
@@ -15,12 +21,17 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from efficientnet.data import preprocessing
-from efficientnet.data.source import Source
+from efficientnet.data.source import Source, guarded_map
 
 # An augmentation maps (uint8 image, seed [2]) to a uint8 image, e.g. RandAugment.
 Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 DEFAULT_SHUFFLE_BUFFER = 10_000
+# How the workers of a multi-worker run share the input (docs/training.md#input-sharding):
+# `files`: each reads and decodes only its own files (the default, what scales);
+# `exact`: each reads the whole stream and keeps its replicas' slices of the global
+# batches a 1-replica run sees (equivalence checks, small data).
+INPUT_SHARDINGS = ("files", "exact")
 
 
 def train_dataset(
@@ -36,59 +47,97 @@ def train_dataset(
     cache: bool = False,
     skip_batches: int = 0,
     input_context: tf.distribute.InputContext | None = None,
+    input_sharding: str = "files",
 ) -> tf.data.Dataset:
     """Endless, shuffled, augmented batches of example dicts.
 
     Each batch is the source's example dict with `image` replaced by float32
-    [batch, resolution, resolution, 3] raw pixels. `cache` keeps decoded
-    images in memory (small datasets only). `skip_batches` starts the stream
-    where a resumed run left off; skipped examples are read but not
-    preprocessed.
+    [batch, resolution, resolution, 3] raw pixels. The shuffle buffer holds
+    stored records (`Source.records`); each is read and decoded after it,
+    with `preprocessing.train_image_from_encoded`. `cache` keeps the read
+    records (encoded bytes) in memory, for small datasets on slow storage.
+    `skip_batches` starts the stream where a resumed run left off; skipped
+    records are neither read nor decoded. An undecodable image is logged by
+    id and left out of the batches (a run resumed after one starts one
+    example later than the uninterrupted run would have).
 
     With an `input_context` (`Strategy.distribute_datasets_from_function`)
-    `batch_size` is the global batch and this pipeline yields the per-replica
-    slices of it that its workers' replicas train on: for every global batch,
-    the slices of replicas `first … first + local − 1` in turn, which the
-    strategy hands to its local replicas in that order. Every worker reads
-    and shuffles the same stream and keeps only its slices before cropping
-    and augmenting, so replica r of n sees examples [r·b/n, (r+1)·b/n) of
-    global batch k, with the crop and augmentation of their position in the
-    stream: exactly the global batches of a 1-replica run, whatever the
-    number of workers and replicas. The cost is that every worker reads and
-    decodes the whole stream. Sharding the input by file
-    (`experimental_distribute_dataset`'s default auto-sharding) would spare
-    that, but gives each worker other examples than a 1-replica run sees.
-    """
-    examples = source.examples(split, shuffle_files=True, seed=seed)
-    if cache:
-        examples = examples.cache()
-    examples = examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    `batch_size` is the global batch and this pipeline yields per-replica
+    batches for its worker's replicas, which the strategy hands to them in
+    turn. How workers share the data is `input_sharding`:
 
-    def preprocess(index, example):
-        example_seed = tf.stack([tf.constant(seed, tf.int64), index])
+    - `files`: worker w of W reads only its part of the files
+      (`Source.records(shard=(w, W))`), shuffles and decodes it alone, and
+      feeds its replicas consecutive batches of it. Every worker does 1/W of
+      the reading and decoding; each epoch every example is seen once, but
+      the global batches are not those of a 1-replica run. A source with
+      fewer files than workers is refused.
+    - `exact`: every worker reads and shuffles the same stream and keeps
+      only its replicas' slices before decoding, so replica r of n sees
+      examples [r·b/n, (r+1)·b/n) of global batch k, with the crop and
+      augmentation of their position in the stream: exactly the global
+      batches of a 1-replica run, whatever the number of workers and
+      replicas. Each worker still reads every record (not decodes it).
+
+    With one worker the two are the same stream.
+    """
+    if input_sharding not in INPUT_SHARDINGS:
+        raise ValueError(f"--input_sharding must be one of {list(INPUT_SHARDINGS)}, got {input_sharding!r}")
+    context = input_context or tf.distribute.InputContext()
+    workers, worker = context.num_input_pipelines, context.input_pipeline_id
+    replicas = context.num_replicas_in_sync
+    local = replicas // workers
+    first = worker * local
+    per_replica = context.get_per_replica_batch_size(batch_size)
+    by_files = input_sharding == "files" and workers > 1
+    if by_files:
+        _check_files_for_workers(source, split, workers)
+    records = source.records(split, shuffle_files=True, seed=seed, shard=(worker, workers) if by_files else None)
+    if cache:
+        records = records.map(source.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+
+    def train_example(record):
+        example = record if cache else source.parse(record)
+        # Worker w's i-th example gets seed (seed, i·W + w): with one worker, its position.
+        position = record["position"] * workers + worker if by_files else record["position"]
+        example_seed = tf.stack([tf.constant(seed, tf.int64), position])
         crop_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(example_seed, 2))
-        image = preprocessing.train_image(example["image"], resolution, crop_seed, random_flip=random_flip)
+        if "encoded" in example:
+            image = preprocessing.train_image_from_encoded(
+                example["encoded"], resolution, crop_seed, random_flip=random_flip
+            )
+        else:
+            image = preprocessing.train_image(example["image"], resolution, crop_seed, random_flip=random_flip)
         if augment is not None:
             image = tf.cast(augment(preprocessing.to_uint8(image), augment_seed), tf.float32)
-        return example | {"image": image}
+        fields = {name: value for name, value in example.items() if name not in ("encoded", "position")}
+        return fields | {"image": image}
 
-    context = input_context or tf.distribute.InputContext()
-    replicas = context.num_replicas_in_sync
-    local = replicas // context.num_input_pipelines
-    first = context.input_pipeline_id * local
-    per_replica = context.get_per_replica_batch_size(batch_size)
-
-    def in_local_slices(index, example):
-        replica = index // per_replica % replicas
+    def in_local_slices(record):
+        replica = record["position"] // per_replica % replicas
         return (replica >= first) & (replica < first + local)
 
-    examples = examples.enumerate().skip(skip_batches * batch_size)
-    if local < replicas:
-        examples = examples.filter(in_local_slices)
-    batches = examples.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
-        per_replica, drop_remainder=True
-    )
-    return _finish(batches)
+    examples_per_step = per_replica * local if by_files else batch_size
+    records = records.enumerate().map(lambda index, record: record | {"position": index})
+    records = records.skip(skip_batches * examples_per_step)
+    if not by_files and local < replicas:
+        records = records.filter(in_local_slices)
+    if source.reads_files:
+        examples = guarded_map(records, train_example, None, keep_failures=False)
+    else:
+        examples = records.map(train_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _finish(examples.batch(per_replica, drop_remainder=True))
+
+
+def _check_files_for_workers(source: Source, split: str | None, workers: int) -> None:
+    files = source.num_files(split)
+    if files < workers:
+        raise ValueError(
+            f"{source.spec!r} holds {files} file(s) for {workers} workers: with --input_sharding=files every "
+            f"worker reads files of its own, so {workers - files} would have none; store the data in at least "
+            f"{workers} files, or use --input_sharding=exact"
+        )
 
 
 def eval_dataset(

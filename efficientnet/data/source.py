@@ -35,6 +35,7 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
+from efficientnet.data.preprocessing import decode_image
 from efficientnet.util.registry import Registry
 
 UNKNOWN_LABEL = -1
@@ -132,15 +133,36 @@ class Source:
         guarded = self._examples(split, False, 0, shard, decode=False, guarded=True).skip(done)
         yield from for_python_loop(guarded.batch(batch_size))
 
+    def records(
+        self, split: str | None = None, *, shuffle_files: bool = False, seed: int = 0, shard: Shard | None = None
+    ) -> tf.data.Dataset:
+        """The stored records of `split`, not yet read or decoded: what a training shuffle buffer holds.
+
+        A record is what the source lists: an image file's path and label, a
+        serialized TFRecord example, a TFDS example with its image bytes, an
+        in-memory digit. `parse` turns one into an example dict with the
+        image's `encoded` bytes (or `image` pixels, where the source holds
+        pixels). A record of a file costs a few dozen bytes and one of a
+        TFRecord the size of its JPEG, where decoded pixels of a 500×375
+        photo take 550 KiB (docs/training.md#input-at-scale).
+        """
+        self.check_split(split)
+        return self._raw(split, shard=_checked(shard), shuffle_files=shuffle_files, seed=seed, decode=False)
+
+    def num_files(self, split: str | None = None) -> int:
+        """Into how many non-empty parts `shard=` can split `split`: its files, where it has files.
+
+        A multi-worker trainer reading by file (`input_pipeline.train_dataset`)
+        needs at least one per worker.
+        """
+        return self.num_shards(split)
+
     def _examples(self, split, shuffle_files, seed, shard, decode, *, guarded: bool) -> tf.data.Dataset:
         self.check_split(split)
-        index, count = shard or (0, 1)
-        if not 0 <= index < count:
-            raise ValueError(f"shard {index} of {count} does not exist")
-        raw = self._raw(split, shard=(index, count), shuffle_files=shuffle_files, seed=seed, decode=decode)
+        raw = self._raw(split, shard=_checked(shard), shuffle_files=shuffle_files, seed=seed, decode=decode)
 
         def prepare(record):
-            example = self._parse(record)
+            example = self.parse(record)
             if decode and "encoded" in example:
                 example = without(example, "encoded") | {"image": decode_image(example["encoded"])}
             elif not decode and "image" in example:
@@ -155,8 +177,8 @@ class Source:
         """The source's records of `split` and `shard`, each a dict with an `id`."""
         raise NotImplementedError
 
-    def _parse(self, record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """A raw record → id, label, `image` or `encoded` (and probabilities)."""
+    def parse(self, record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """A stored record (`records`) → id, label, `image` or `encoded` (and probabilities)."""
         return record
 
     def check_split(self, split: str | None) -> None:
@@ -215,18 +237,18 @@ class Source:
 SOURCES: Registry[type[Source]] = Registry("dataset source")
 
 
+def _checked(shard: Shard | None) -> Shard:
+    index, count = shard or (0, 1)
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index} of {count} does not exist")
+    return index, count
+
+
 def without(example: dict, key: str) -> dict:
     return {name: value for name, value in example.items() if name != key}
 
 
-def decode_image(encoded: tf.Tensor) -> tf.Tensor:
-    """JPEG/PNG/BMP/GIF bytes → uint8 [h, w, 3] (gray replicated, alpha dropped)."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
-
-
-def guarded_map(records: tf.data.Dataset, fn, skipped: tf.Variable, *, keep_failures: bool) -> tf.data.Dataset:
+def guarded_map(records: tf.data.Dataset, fn, skipped: tf.Variable | None, *, keep_failures: bool) -> tf.data.Dataset:
     """`records.map(fn)`, where a record whose `fn` fails is logged by id and
     counted, then dropped, or kept as an empty stand-in with `keep_failures`.
 
@@ -234,6 +256,9 @@ def guarded_map(records: tf.data.Dataset, fn, skipped: tf.Variable, *, keep_fail
     loses the element's identity. So each record becomes a one-element dataset
     holding either `fn` of it or, when that failed, a stand-in that still
     carries the id: zeros of `fn`'s output structure (empty bytes, label 0 → -1).
+    Failures are counted in `skipped` unless it is None: a dataset that holds
+    a variable cannot be sent to tf.data service workers, so the training
+    input, which may be, only logs them.
     """
     spec = records.map(fn).element_spec
 
@@ -253,7 +278,7 @@ def guarded_map(records: tf.data.Dataset, fn, skipped: tf.Variable, *, keep_fail
 
     def count_failure(example):
         def record():
-            with tf.control_dependencies([skipped.assign_add(1)]):
+            with tf.control_dependencies([] if skipped is None else [skipped.assign_add(1)]):
                 return tf.print("skipped undecodable image:", example["id"], output_stream=sys.stderr)
 
         tf.cond(example["ok"], tf.no_op, record)

@@ -99,7 +99,7 @@ class TfrecordSource(Source):
             read_file, cycle_length=max(1, min(16, len(files))), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
 
-    def _parse(self, record):
+    def parse(self, record):
         features = records.PSEUDOLABEL_FEATURES if self.pseudolabeled else records.IMAGENET_FEATURES
         parsed = tf.io.parse_single_example(record["record"], features)
         example = {"id": record["id"], "encoded": parsed["image/encoded"]}

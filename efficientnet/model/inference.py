@@ -25,7 +25,6 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet.data import preprocessing
-from efficientnet.data.source import decode_image
 from efficientnet.model.export import load_export
 from efficientnet.util.cli import one_line
 
@@ -54,7 +53,7 @@ class Predictor:
         image_spec = tf.TensorSpec([side, side, 3], tf.float32)
 
         def view_one(encoded):
-            return preprocessing.eval_image(decode_image(encoded), side)
+            return preprocessing.eval_image(preprocessing.decode_image(encoded), side)
 
         def view_batch(encoded):
             return tf.map_fn(view_one, encoded, fn_output_signature=image_spec)

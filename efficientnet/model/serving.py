@@ -38,7 +38,6 @@ import keras
 import tensorflow as tf
 
 from efficientnet.data import preprocessing
-from efficientnet.data.source import decode_image
 from efficientnet.model.export import load_export, resolve_export_dir
 from efficientnet.util import fileio
 
@@ -77,7 +76,7 @@ def serving_function(model: keras.Model, resolution: int, class_names: list[str]
     view_spec = tf.TensorSpec([resolution, resolution, 3], tf.float32)
 
     def view(encoded):
-        return preprocessing.eval_image(decode_image(encoded), resolution)
+        return preprocessing.eval_image(preprocessing.decode_image(encoded), resolution)
 
     def serve(image_bytes):
         images = tf.map_fn(view, image_bytes, fn_output_signature=view_spec)

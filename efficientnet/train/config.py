@@ -15,7 +15,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from efficientnet.data import records
+from efficientnet.data import records, service
+from efficientnet.data.input_pipeline import INPUT_SHARDINGS
 from efficientnet.model import export, scaling
 from efficientnet.train.distribute import PRECISIONS, STRATEGIES
 from efficientnet.train.schedules import SCHEDULES
@@ -30,7 +31,15 @@ STUDENT_DEFAULTS = {"randaugment_layers": 2, "randaugment_magnitude": 5.0, "unla
 OPTIMIZERS = ("rmsprop", "sgd", "adam")
 # Settings that may differ between a run and its resumption without changing
 # what is computed.
-RESUMABLE_DIFFERENCES = ("checkpoint_every_steps", "log_every_steps", "strategy", "tpu", "data_dir", "jit_compile")
+RESUMABLE_DIFFERENCES = (
+    "checkpoint_every_steps",
+    "log_every_steps",
+    "strategy",
+    "tpu",
+    "data_dir",
+    "jit_compile",
+    "data_service",
+)
 
 
 @dataclasses.dataclass
@@ -59,6 +68,8 @@ class TrainConfig:
     num_classes: int | None = None  # only for sources that cannot tell
     num_train_examples: int | None = None  # only for sources that cannot tell
     cache: bool = False
+    input_sharding: str = "files"  # input_pipeline.INPUT_SHARDINGS
+    data_service: str | None = None  # grpc://HOST:PORT of a tf.data service dispatcher
     # Length: `train_steps` wins over `epochs` (epochs of the labeled data).
     batch_size: int = 256
     epochs: float = 350.0
@@ -163,6 +174,10 @@ class TrainConfig:
                 self.randaugment_magnitude >= 0,
                 f"--randaugment_magnitude must be >= 0, got {self.randaugment_magnitude}",
             ),
+            (
+                self.input_sharding in INPUT_SHARDINGS,
+                f"--input_sharding must be one of {list(INPUT_SHARDINGS)}, got {self.input_sharding!r}",
+            ),
             (self.strategy in STRATEGIES, f"--strategy must be one of {list(STRATEGIES)}, got {self.strategy!r}"),
             (self.precision in PRECISIONS, f"--precision must be one of {list(PRECISIONS)}, got {self.precision!r}"),
             (self.tpu is None or self.strategy in ("auto", "tpu"), f"--tpu contradicts --strategy={self.strategy}"),
@@ -190,6 +205,8 @@ class TrainConfig:
             unlabeled_batch = self.batch_size * self.unlabel_ratio
             if unlabeled_batch != int(unlabeled_batch):
                 raise ValueError(f"--unlabel_ratio × --batch_size must be whole, got {unlabeled_batch}")
+        if self.data_service is not None:
+            service.parse_address(self.data_service)
         scaling.model_config(self.model, 1, **self.model_overrides())  # names the bad override
 
 

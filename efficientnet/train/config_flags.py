@@ -33,7 +33,11 @@ HELP = {
     "data_dir": "TFDS data directory.",
     "num_classes": "Number of classes, for sources that cannot tell (ImageNet-format tfrecords).",
     "num_train_examples": "Number of training examples, for sources that cannot count them.",
-    "cache": "Keep decoded training images in memory (small datasets).",
+    "cache": "Keep the training records (encoded images) in memory: small datasets on slow storage.",
+    "input_sharding": "How the workers of a multi-worker run share the input: files (each reads and decodes "
+    "only its own files) or exact (each reads everything and keeps its slices of a 1-replica run's batches).",
+    "data_service": "grpc://HOST:PORT of a tf.data service dispatcher whose workers prepare the input "
+    "(python -m efficientnet.data.service); default: this process prepares it.",
     "batch_size": "Global labeled batch size.",
     "epochs": "Training length in epochs of the labeled data.",
     "train_steps": "Training length in steps; overrides --epochs.",

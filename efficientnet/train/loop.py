@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from efficientnet.data import input_pipeline, preprocessing, randaugment
+from efficientnet.data import input_pipeline, preprocessing, randaugment, service
 from efficientnet.data.datasets import open_source
 from efficientnet.data.source import EVAL, TRAIN, Source
 from efficientnet.model import export, official_checkpoint, scaling
@@ -175,6 +175,8 @@ def train(config: TrainConfig, data: Data | None = None) -> dict[str, Any]:
         )
     check_resumable(config.model_dir, config)
     data = data or open_data(config)
+    if config.data_service:
+        service.check_answers(config.data_service)
     if is_chief(strategy):
         fileio.check_writable_dir(config.model_dir, "--model_dir")
     run = TrainingRun.start(config, data, strategy)
@@ -248,14 +250,23 @@ class TrainingRun:
     def batches(self, start: int, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         """(labeled, unlabeled or None) per-replica batches from step `start` on.
 
-        `input_context` says which replicas' slices of each global batch this
-        worker feeds (`input_pipeline.train_dataset`).
+        `input_context` says which worker this is and which replicas it feeds;
+        `--input_sharding` how the workers share the data, and
+        `--data_service` where the batches are made (`input_pipeline.train_dataset`).
         """
         config, data = self.config, self.data
         augment = make_augment(config, self.model_config.resolution)
+        if input_context.num_input_pipelines > 1:
+            logging.info(
+                "input of worker %d of %d: --input_sharding=%s%s",
+                input_context.input_pipeline_id,
+                input_context.num_input_pipelines,
+                config.input_sharding,
+                " (reads its own files only)" if config.input_sharding == "files" else " (reads every record)",
+            )
 
         def stream(source, split, batch_size, seed):
-            return input_pipeline.train_dataset(
+            batches = input_pipeline.train_dataset(
                 source,
                 split,
                 batch_size=batch_size,
@@ -266,7 +277,11 @@ class TrainingRun:
                 cache=config.cache,
                 skip_batches=start,
                 input_context=input_context,
+                input_sharding=config.input_sharding,
             ).map(_step_inputs)
+            if config.data_service:
+                batches = service.distribute(batches, config.data_service)
+            return batches
 
         labeled = stream(data.train, data.train_split, config.batch_size, config.seed)
         if data.unlabeled is None:
