@@ -2,7 +2,8 @@
 
 TensorFlow fixes its devices when it starts, so the CPU is split in two in a process of its
 own: tests/faults/test_faults_workers.py runs `python tests/two_replicas.py ROOT`. It trains
-ROOT/cpu and ROOT/mirrored (`tiny_runs.replicated_config`) and prints one JSON line: how many replicas the
+ROOT/cpu, ROOT/mirrored and ROOT/mirrored-exact (`--input_sharding=exact`), each
+`tiny_runs.replicated_config`, and prints one JSON line: how many replicas the
 mirrored strategy had, whether its replicas were fed exactly the slices of the 1-replica
 pipeline's global batches, and the error of a global batch that two replicas cannot share.
 """
@@ -43,6 +44,8 @@ def main(root: str) -> None:
     split_cpu_in_two()
     for strategy in ("cpu", "mirrored"):
         train(replicated_config(f"{root}/{strategy}", strategy=strategy))
+    # One worker reads the same stream in both modes; files is the default above.
+    train(replicated_config(f"{root}/mirrored-exact", strategy="mirrored", input_sharding="exact"))
     try:
         train(replicated_config(f"{root}/odd", strategy="mirrored", batch_size=7))
         odd_batch_error = None

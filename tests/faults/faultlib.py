@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +55,17 @@ def start(command: list[str], env: dict[str, str] | None = None, cwd: Path = ROO
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on localhost now (for servers the test starts)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("localhost", 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return ports
 
 
 def kill_when(process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 240) -> None:

@@ -12,14 +12,13 @@ in the background from the start of the session (tests/conftest.py), the two-rep
 """
 
 import json
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from faultlib import cli, kill_when, latest_checkpoint_step, run, start
+from faultlib import cli, free_ports, kill_when, latest_checkpoint_step, run, start
 from tiny_runs import REPLICATED, compare, replicated_config, tf_config
 
 from efficientnet.train.loop import SCRATCH_PREFIX
@@ -31,16 +30,6 @@ STEPS, EVERY = REPLICATED["train_steps"], REPLICATED["checkpoint_every_steps"]
 KILL_AFTER = 5  # the kill comes after the first checkpoint, with 5 of the 10 steps still ahead
 SURVIVOR_TIMEOUT_S = 180  # the chief notices a dead peer through missed heartbeats (~25 s here)
 CHIEF_FILES = {"config.json", "checkpoints", "train", "export"}
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("localhost", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
 
 
 class Workers:
@@ -87,22 +76,26 @@ def workers_scenario(root: Path) -> dict:
 
     The two-replica process also trains the run on one replica (`ROOT/cpu`), the reference of both.
     """
-    config_file = root / "config.json"
-    config_file.write_text(json.dumps(replicated_config("unused").to_dict()))
+    exact, files = root / "exact.json", root / "files.json"
+    exact.write_text(json.dumps(replicated_config("unused", input_sharding="exact").to_dict()))
+    files.write_text(json.dumps(replicated_config("unused", input_sharding="files").to_dict()))
     with ThreadPoolExecutor(max_workers=1) as pool:
         replicas = pool.submit(run, [sys.executable, str(TESTS / "two_replicas.py"), str(root / "replicas")], 600)
-        killed = Workers(root / "killed", config_file)
+        killed = Workers(root / "killed", exact)
         seen = killed.killed_and_rerun()
+        by_files = Workers(root / "files", files)
         return {
             "replicas": root / "replicas",
             "replicas result": replicas.result(),
             "killed": killed,
             "killed seen": seen,
+            "files": by_files,
+            "files results": by_files.run(),
         }
 
 
 BACKGROUND_SCENARIO = workers_scenario
-BACKGROUND_PROCESSES = 3  # the two-replica process beside the two workers
+BACKGROUND_PROCESSES = 3  # the two-replica process beside two workers
 BACKGROUND_WAITS = True  # the chief waits ~25 s for its killed peer's heartbeats
 
 
@@ -120,6 +113,7 @@ def test_two_replicas_train_like_one(runs):
     assert report["odd_batch_error"] == "--batch_size 7 does not split evenly over 2 replicas; give a multiple of 2"
     assert not (root / "odd").exists()
     compare(root / "cpu", root / "mirrored", "1 vs 2 replicas")
+    compare(root / "cpu", root / "mirrored-exact", "1 vs 2 replicas, --input_sharding=exact")
 
 
 def assert_only_the_chief_wrote(workers: Workers, chief_runs: int = 1) -> None:
@@ -156,6 +150,16 @@ def test_a_killed_worker_stops_the_chief_and_both_resume(runs):
     assert len(killed.scratch_checkpoints()) == 1  # the rerun worker removed its own; the killed one's stays
 
 
-def test_two_workers_train_like_one_and_only_the_chief_writes(runs):
+def test_two_workers_in_exact_mode_train_like_one_and_only_the_chief_writes(runs):
     compare(runs["replicas"] / "cpu", runs["killed"].model_dir, "1 worker vs 2 workers (one killed, both rerun)")
     assert_only_the_chief_wrote(runs["killed"], chief_runs=2)
+
+
+def test_two_workers_in_files_mode_each_read_their_own_files_and_only_the_chief_writes(runs):
+    """The default: each worker reads and decodes half of the 150 digits; the run completes and exports."""
+    for index, result in enumerate(runs["files results"]):
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert f"input of worker {index} of 2: --input_sharding=files (reads its own files only)" in result.stderr
+    assert_only_the_chief_wrote(runs["files"])
+    metrics = json.loads((runs["files"].model_dir / "export" / "model.json").read_text())["metrics"]
+    assert metrics["num_examples"] == 200  # the chief evaluated the whole validation split
