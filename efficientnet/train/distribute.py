@@ -4,8 +4,9 @@ The training loop only ever talks to a `tf.distribute.Strategy`; which one is
 a flag. What changes with more than one replica, and where it is handled:
 
 - Batches: `--batch_size` is the global batch, split evenly over the replicas
-  (`check_batch_split`); the input pipeline gives every replica its slice of
-  the same global batch a 1-replica run sees (`input_pipeline.train_dataset`).
+  (`check_batch_split`). Each worker reads only its own files by default, or,
+  with `--input_sharding=exact`, gives every replica its slice of the same
+  global batch a 1-replica run sees (`input_pipeline.train_dataset`).
 - Gradients and loss parts are summed over replicas (the losses divide by
   the global batch, so the sum is the 1-replica value).
 - Batch norm normalises with each replica's own batch statistics, as Keras

@@ -14,8 +14,9 @@ under the seed, a run killed at any moment and restarted ends with the same
 step count and the same weights as an uninterrupted one, up to float
 reduction order.
 
-Several replicas or workers (docs/training.md#across-replicas) train on the
-same global batches as one replica would, and only the chief writes:
+Several replicas or workers (docs/training.md#across-replicas) each read
+their own files, or with `--input_sharding=exact` train on the same global
+batches as one replica would; only the chief writes:
 `config.json`, checkpoints, summaries and the export. Saving a checkpoint
 is a collective operation under MultiWorkerMirroredStrategy, so the other
 workers save too, into a private temporary directory outside `model_dir`
