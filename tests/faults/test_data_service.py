@@ -110,8 +110,14 @@ def test_an_address_where_nothing_answers_is_one_line_naming_it(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+# The probe of `check_answers` goes on asking the dispatcher in a background thread (the process
+# ends there in a CLI); the dispatcher lives as long as the test process, so that it gets answers.
+WORKERLESS_DISPATCHERS = []
+
+
 def test_a_dispatcher_without_workers_is_named_within_the_timeout():
     dispatcher = tf.data.experimental.service.DispatchServer(tf.data.experimental.service.DispatcherConfig(port=0))
+    WORKERLESS_DISPATCHERS.append(dispatcher)
     address = dispatcher.target
     began = time.monotonic()
     with pytest.raises(ValueError) as raised:

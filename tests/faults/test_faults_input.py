@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from cli_driver import run_in_one_process
-from faultlib import ENV, ROOT, TINY_FLAGS, assert_user_error
+from faultlib import ENV, ROOT, TINY_FLAGS, assert_user_error, free_ports
 from PIL import Image
 
 from efficientnet.data import records
@@ -36,6 +36,7 @@ from efficientnet.model.network import build_from_config
 
 RUN = "{run}"  # each case's own output directory
 TEACHER = "{teacher}"  # the session teacher's export: the cases without it start while it trains (see `results`)
+(UNANSWERED_PORT,) = free_ports(1)  # nothing listens there
 TRAIN_FLAGS = [*TINY_FLAGS, "--batch_size=4", "--train_steps=3", "--warmup_epochs=0", "--log_every_steps=1"]
 
 
@@ -207,6 +208,14 @@ def cases(root) -> list[Case]:
             [*train, "--dataset=digits", "--strategy=multiworker"],
             "--strategy=multiworker needs TF_CONFIG: set it in every worker's environment to the cluster and that "
             "worker's task",
+            writes_nothing=True,
+        ),
+        Case(
+            "tf.data service address where nothing answers",
+            [*train, "--dataset=digits", f"--data_service=grpc://localhost:{UNANSWERED_PORT}"],
+            "nothing answers there (Connection refused); start a dispatcher with "
+            "`python -m efficientnet.data.service dispatcher --port=",
+            also=(f"--data_service grpc://localhost:{UNANSWERED_PORT}: ",),
             writes_nothing=True,
         ),
         Case(
@@ -425,5 +434,6 @@ def test_readme_table_documents_every_case():
         "unlabeled images directly in a folder (labeling)",
         "killed run (SIGKILL)",
         "a worker of a multi-worker run dies",  # tests/faults/test_faults_workers.py
+        "fewer files than workers (`--input_sharding=files`)",  # tests/test_distributed.py
     ):
         assert name in rows, name
