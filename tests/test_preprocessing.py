@@ -171,6 +171,27 @@ def test_train_dataset_repeats_and_reshuffles(digits):
     assert not np.array_equal(first, second)
 
 
+def test_train_dataset_from_jpeg_files_gives_the_same_batches_with_and_without_cache(tmp_path):
+    """Photos at 224 px: the shuffle holds paths (or, cached, the files' bytes) and each JPEG is
+    decoded inside its crop window after it; in the first epoch caching changes where the bytes
+    come from, nothing else (later epochs reshuffle the records, and without a cache the files too)."""
+    for index in range(12):
+        path = tmp_path / f"class{index % 2}" / f"{index}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(tf.io.encode_jpeg(photo(seed=index), quality=90).numpy())
+    source = open_source(f"folder:{tmp_path}")
+
+    def build(cache):
+        return train_dataset(source, None, batch_size=4, resolution=224, seed=5, shuffle_buffer=12, cache=cache)
+
+    plain, cached = batches(build(False), 3), batches(build(True), 3)
+    for a, b in zip(plain, cached, strict=True):
+        np.testing.assert_array_equal(a["id"], b["id"])
+        np.testing.assert_array_equal(a["image"], b["image"])
+    assert plain[0]["image"].shape == (4, 224, 224, 3)
+    assert len(set(np.concatenate([batch["id"] for batch in plain]))) == 12  # an epoch holds every file once
+
+
 def test_train_dataset_applies_the_augmentation_on_uint8(digits):
     seen = {}
 
