@@ -256,9 +256,9 @@ def guarded_map(records: tf.data.Dataset, fn, skipped: tf.Variable | None, *, ke
     loses the element's identity. So each record becomes a one-element dataset
     holding either `fn` of it or, when that failed, a stand-in that still
     carries the id: zeros of `fn`'s output structure (empty bytes, label 0 → -1).
-    Failures are counted in `skipped` unless it is None: a dataset that holds
-    a variable cannot be sent to tf.data service workers, so the training
-    input, which may be, only logs them.
+    Failures are counted in `skipped` unless it is None. The training input
+    only logs them: it may run on tf.data service workers in other
+    processes, whose additions to a variable never reach this process's copy.
     """
     spec = records.map(fn).element_spec
 
