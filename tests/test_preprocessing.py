@@ -202,6 +202,7 @@ def test_train_dataset_applies_the_augmentation_on_uint8(digits):
     plain = batches(train_dataset(digits, "train", batch_size=8, resolution=32, seed=3), 1)[0]["image"]
     inverted = batches(train_dataset(digits, "train", batch_size=8, resolution=32, seed=3, augment=invert), 1)
     assert seen["dtype"] == tf.uint8
+    assert plain.dtype == np.float32 and inverted[0]["image"].dtype == np.uint8  # left as RandAugment gives it
     np.testing.assert_allclose(inverted[0]["image"], 255 - np.round(plain), atol=1e-4)
 
 

@@ -398,16 +398,18 @@ def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, str
     ]
 
     def gradients_and_losses(labeled, unlabeled):
+        # Batches arrive as uint8 after RandAugment, float32 otherwise (input_pipeline.train_dataset).
+        labeled_images = tf.cast(labeled["image"], tf.float32)
         with tf.GradientTape() as tape:
             if unlabeled is not None:
                 # One forward pass over both so BatchNorm sees the joint batch, as in the reference.
-                images = tf.concat([labeled["image"], unlabeled["image"]], axis=0)
+                images = tf.concat([labeled_images, tf.cast(unlabeled["image"], tf.float32)], axis=0)
                 logits = model(images, training=True)
-                labeled_logits = logits[: tf.shape(labeled["image"])[0]]
-                unlabeled_logits = logits[tf.shape(labeled["image"])[0] :]
+                labeled_logits = logits[: tf.shape(labeled_images)[0]]
+                unlabeled_logits = logits[tf.shape(labeled_images)[0] :]
                 targets = losses.pseudo_label_targets(unlabeled, num_classes, config.label_type)
             else:
-                labeled_logits = model(labeled["image"], training=True)
+                labeled_logits = model(labeled_images, training=True)
                 unlabeled_logits = targets = None
             parts = losses.noisy_student_loss(
                 labeled_logits,
