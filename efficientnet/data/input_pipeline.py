@@ -62,7 +62,7 @@ def train_dataset(
     with `preprocessing.train_image_from_encoded`. `cache` keeps the read
     records (encoded bytes) in memory, for small datasets on slow storage.
     `skip_batches` starts the stream where a resumed run left off; skipped
-    records are neither read nor decoded. An undecodable image is logged by
+    records are not decoded (nor read, for image files). An undecodable image is logged by
     id and left out of the batches (a run resumed after one starts one
     example later than the uninterrupted run would have).
 
