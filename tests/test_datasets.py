@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import DIGITS_FILE, digits_split_indices, digits_withheld_labels, load_digits
 from efficientnet.data.folder_source import glob_regex
-from efficientnet.data.source import EVAL, TRAIN, UNKNOWN_LABEL, EmptySourceError, for_python_loop
+from efficientnet.data.source import EVAL, TRAIN, UNKNOWN_LABEL, EmptySourceError, for_python_loop, guarded_group_map
 from efficientnet.util.registry import UnknownNameError
 
 
@@ -224,6 +224,23 @@ def test_imagenet_tfrecords_with_undecodable_records_skipped_and_named(tmp_path,
     log = capfd.readouterr().err
     assert f'skipped undecodable image: "{tmp_path}/train-00000#1"' in log
     assert f'skipped undecodable image: "{tmp_path}/train-00001#1"' in log
+
+
+@pytest.mark.parametrize("group_size", [1, 3, 8])
+def test_a_guarded_group_drops_and_names_only_its_bad_record(tmp_path, capfd, group_size):
+    """The training guard maps records by groups; a group holding a bad record is mapped again one
+    by one, so only that record goes (named), and the order of the others is kept."""
+    images = [encode(smooth_image(i), "jpeg") for i in range(7)]
+    images[4] = images[4][: len(images[4]) // 3]  # truncated
+    records = tf.data.Dataset.from_tensor_slices({"id": [f"r{i}" for i in range(7)], "encoded": images})
+
+    def decode(record):
+        return {"id": record["id"], "image": tf.io.decode_jpeg(record["encoded"], channels=3)[:4, :4]}
+
+    kept = list(guarded_group_map(records, decode, group_size).as_numpy_iterator())
+    assert [example["id"].decode() for example in kept] == ["r0", "r1", "r2", "r3", "r5", "r6"]
+    np.testing.assert_array_equal(kept[5]["image"], tf.io.decode_jpeg(images[6], channels=3)[:4, :4])
+    assert 'skipped undecodable image: "r4"' in capfd.readouterr().err
 
 
 def test_pseudolabel_tfrecords(tmp_path):

@@ -248,6 +248,33 @@ def without(example: dict, key: str) -> dict:
     return {name: value for name, value in example.items() if name != key}
 
 
+def guarded_group_map(records: tf.data.Dataset, fn, group_size: int) -> tf.data.Dataset:
+    """`guarded_map(records, fn, None, keep_failures=False)` at a fraction of its cost per record.
+
+    The guard builds small datasets per element, about 0.3 ms of CPU each
+    (measured at 224 px, docs/training.md#input-at-scale), as much as a
+    third of decoding a photo. Here it does so per group of `group_size`
+    records: a group is mapped whole (`tf.map_fn`) and, only if one of its
+    records fails, mapped again record by record through `guarded_map`,
+    which names and drops the bad one. Groups run in parallel, each in order,
+    and the output keeps the order of `records`.
+    """
+    spec = records.map(fn).element_spec
+    signature = {key: tf.TensorSpec(value.shape, value.dtype) for key, value in spec.items()}
+
+    def fast(group):
+        whole = tf.data.Dataset.from_tensors(group).map(lambda g: tf.map_fn(fn, g, fn_output_signature=signature))
+        return whole.ignore_errors().unbatch()
+
+    def one_by_one(group):
+        return guarded_map(tf.data.Dataset.from_tensor_slices(group), fn, None, keep_failures=False)
+
+    def mapped(group):
+        return fast(group).concatenate(one_by_one(group)).take(tf.cast(tf.shape(group["id"])[0], tf.int64))
+
+    return records.batch(group_size).interleave(mapped, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def guarded_map(records: tf.data.Dataset, fn, skipped: tf.Variable | None, *, keep_failures: bool) -> tf.data.Dataset:
     """`records.map(fn)`, where a record whose `fn` fails is logged by id and
     counted, then dropped, or kept as an empty stand-in with `keep_failures`.
