@@ -31,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
+from photos import synthetic_images  # noqa: E402
 
 from efficientnet.data.randaugment import RandAugment  # noqa: E402
 from efficientnet.util.cli import run  # noqa: E402
@@ -44,34 +45,6 @@ flags.DEFINE_integer("num_images", 512, "Images per timed pass.")
 flags.DEFINE_integer("repeats", 3, "Timed passes per pipeline, alternating between the two.")
 flags.DEFINE_integer("seed", 0, "Seed for the synthetic images and both augmenters.")
 flags.DEFINE_enum("keras_interpolation", "nearest", ["nearest", "bilinear"], "Interpolation for Keras's layer.")
-
-
-def synthetic_images(num_images: int, resolution: int, seed: int) -> np.ndarray:
-    """Smooth, photo-like uint8 images: a colour gradient plus rectangles and discs.
-
-    Random noise would make histogram ops (Equalize, AutoContrast) and the
-    smoothing in Sharpness behave unlike on real photos; these have large flat
-    and smoothly varying regions and sharp edges, like natural images.
-    """
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:resolution, 0:resolution].astype(np.float32) / resolution
-    images = np.empty((num_images, resolution, resolution, 3), np.uint8)
-    for index in range(num_images):
-        angle = rng.uniform(0, 2 * np.pi)
-        ramp = np.cos(angle) * x + np.sin(angle) * y
-        start, end = rng.uniform(0, 255, size=(2, 3))
-        image = start + (end - start) * ((ramp - ramp.min()) / np.ptp(ramp))[..., None]
-        for _ in range(3):
-            top, left = rng.integers(0, resolution, size=2)
-            height, width = rng.integers(resolution // 8, resolution // 2, size=2)
-            image[top : top + height, left : left + width] = rng.uniform(0, 255, size=3)
-        for _ in range(2):
-            center = rng.uniform(0, 1, size=2)
-            radius = rng.uniform(0.05, 0.25)
-            disc = (y - center[0]) ** 2 + (x - center[1]) ** 2 < radius**2
-            image[disc] = rng.uniform(0, 255, size=3)
-        images[index] = np.clip(image, 0, 255).astype(np.uint8)
-    return images
 
 
 def ours_pipeline(images: np.ndarray, augment: RandAugment, batch_size: int, seed: int) -> tf.data.Dataset:
