@@ -30,6 +30,7 @@ would run the whole job, so there it is refused.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import os
@@ -85,6 +86,41 @@ def labels_in_this_process(pipeline: beam.Pipeline) -> bool:
     return (
         _runner_name(pipeline) == "FnApiRunner"
         and pipeline.options.view_as(DirectOptions).direct_running_mode == "in_memory"
+    )
+
+
+def _beam_option_parser():
+    """Beam's own option parser, as `PipelineOptions.get_all_options` builds it from every
+    registered options class (its parser class is private in Beam 2.77)."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False, exit_on_error=False)
+    for options_class in {str(cls): cls for cls in PipelineOptions.__subclasses__()}.values():
+        options_class._add_argparse_args(parser)
+    return parser
+
+
+def unknown_to_beam(pipeline_args: list[str]) -> list[str]:
+    """The flags in `pipeline_args` that no Beam pipeline option recognises.
+
+    Beam itself only logs such an argument ("Unparseable argument", among the
+    job's progress lines) and runs without it, so a misspelt flag of ours
+    that reached Beam would be dropped silently.
+    """
+    try:
+        _, unknown = _beam_option_parser().parse_known_args(list(pipeline_args))
+    except argparse.ArgumentError as error:  # a Beam option without its value, or with a bad one
+        raise ValueError(f"Beam's pipeline options refuse the command line: {error}") from None
+    return [argument for argument in unknown if argument.startswith("-")]
+
+
+def beam_option_names() -> list[str]:
+    """Every Beam pipeline option's name, without dashes (`runner`, `temp_location`, …)."""
+    return sorted(
+        option.lstrip("-")
+        for action in _beam_option_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--")
     )
 
 

@@ -7,19 +7,27 @@ Python traceback, and scripts calling the tools need a non-zero exit code.
 printed on one line as `error: …` and exit with status 2. A run stopped by
 something outside the program (`Stopped`: a worker of a multi-worker run
 died) is one line too, saying how to resume, and exits with status 1.
-Anything else is a bug and keeps its traceback.
+Anything else is a bug and keeps its traceback. A flag the program does not
+define is an error too, named with the nearest one it does define
+(`unknown_flag`): absl's own message names the nearest of every flag in the
+process, TensorFlow's included, and exits with status 1.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from absl import app
+from absl import app, flags
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 EXIT_USER_ERROR = 2
 EXIT_STOPPED = 1
+
+
+# Libraries whose flags every program has but no user of ours sets: not suggested for a misspelling.
+LIBRARY_FLAG_MODULES = ("absl", "tensorflow", "keras", "tf_keras", "apache_beam")
 
 
 class Stopped(RuntimeError):
@@ -31,8 +39,32 @@ def one_line(message: str) -> str:
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
+def own_flags() -> list[str]:
+    """The names of the flags this program defines (not its libraries')."""
+    return sorted(
+        flag.name
+        for module, defined in flags.FLAGS.flags_by_module_dict().items()
+        if module.split(".")[0] not in LIBRARY_FLAG_MODULES
+        for flag in defined
+    )
+
+
+def unknown_flag(name: str, known: Iterable[str] | None = None) -> str:
+    """`--name: unknown flag; did you mean --nearest?`, the nearest among `known` (default: `own_flags()`)."""
+    nearest = difflib.get_close_matches(name, list(own_flags() if known is None else known), n=1)
+    return f"--{name}: unknown flag" + (f"; did you mean --{nearest[0]}?" if nearest else " (--helpshort lists them)")
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except flags.UnrecognizedFlagError as error:
+        print(f"error: {unknown_flag(error.flagname)}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """`absl.app.run(main)` with one-line errors for bad input."""
+    """`absl.app.run(main)` with one-line errors for bad input and unknown flags."""
 
     def guarded(argv):
         try:
@@ -44,4 +76,4 @@ def run(main: Callable[[list[str]], None]) -> None:
             print(f"error: {one_line(str(error))}", file=sys.stderr)
             sys.exit(EXIT_STOPPED)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_parse_flags)

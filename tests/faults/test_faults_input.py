@@ -211,6 +211,24 @@ def cases(root) -> list[Case]:
             writes_nothing=True,
         ),
         Case(
+            "misspelt flag (training)",
+            [*train, "--dataset=digits", "--batch_sise=8"],
+            "--batch_sise: unknown flag; did you mean --batch_size?",
+            writes_nothing=True,
+        ),
+        Case(
+            "misspelt flag (labeling)",
+            [*label, f"--teacher={root}/never_loaded", f"--output_dir={RUN}/pseudo", "--confidence_treshold=0.9"],
+            "--confidence_treshold: unknown flag; did you mean --confidence_threshold?",
+            writes_nothing=True,
+        ),
+        Case(
+            "misspelt Beam option (labeling)",
+            [*label, f"--teacher={root}/never_loaded", f"--output_dir={RUN}/pseudo", "--runer=DirectRunner"],
+            "--runer: unknown flag; did you mean --runner?",
+            writes_nothing=True,
+        ),
+        Case(
             "tf.data service address where nothing answers",
             [*train, "--dataset=digits", f"--data_service=grpc://localhost:{UNANSWERED_PORT}"],
             "nothing answers there (Connection refused); start a dispatcher with "
