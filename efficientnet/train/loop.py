@@ -53,6 +53,7 @@ from efficientnet.train.distribute import check_batch_split, is_chief, make_stra
 from efficientnet.train.ema import EMA
 from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig
 from efficientnet.util import fileio
+from efficientnet.util.cli import one_line
 from efficientnet.util.progress import format_duration, seconds_left
 
 CHECKPOINT_DIR = "checkpoints"
@@ -237,10 +238,9 @@ class TrainingRun:
         chief_dir = os.path.join(config.model_dir, CHECKPOINT_DIR)
         scratch_dir = None if chief else tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
         checkpoints = tf.train.CheckpointManager(checkpoint, scratch_dir or chief_dir, max_to_keep=3)
-        latest = tf.train.latest_checkpoint(chief_dir)
-        if latest:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("resumed from %s at step %d", latest, int(step.numpy()))
+        resumed = restore_newest_readable(checkpoint, chief_dir)
+        if resumed:
+            logging.info("resumed from %s at step %d", resumed, int(step.numpy()))
         elif config.init_from:
             initialize_from(model, config.init_from, model_config)
             ema.reset()
@@ -456,6 +456,35 @@ def make_train_step(config: TrainConfig, model, optimizer, num_classes: int, str
         return {name: strategy.reduce("SUM", value, axis=None) for name, value in parts.items()}
 
     return step
+
+
+def restore_newest_readable(checkpoint: tf.train.Checkpoint, directory: str) -> str | None:
+    """Restores the newest checkpoint in `directory` that can be read; returns its prefix (None: none there).
+
+    A run killed while a disk filled or a copy was cut short can leave its
+    newest checkpoint truncated; the previous ones (the manager keeps 3) are
+    intact, so the run resumes from the newest of those with one warning
+    naming both, and later overwrites the broken one when it reaches that
+    step again. Every checkpoint holds every variable, so a restore that
+    failed half-way is overwritten whole by the next one.
+    """
+    state = tf.train.get_checkpoint_state(directory)
+    prefixes = list(state.all_model_checkpoint_paths) if state else []
+    unreadable = []
+    for prefix in reversed(prefixes):
+        try:
+            checkpoint.restore(prefix).assert_existing_objects_matched()
+        except (tf.errors.OpError, IndexError, ValueError, AssertionError) as error:
+            unreadable.append(f"{prefix} ({one_line(str(error)) or type(error).__name__})")
+            continue
+        if unreadable:
+            logging.warning("cannot read checkpoint %s; resuming from %s instead", "; ".join(unreadable), prefix)
+        return prefix
+    if unreadable:
+        raise ValueError(
+            f"no checkpoint in {directory} can be read: {'; '.join(unreadable)}; move {directory} away to start over"
+        )
+    return None
 
 
 def average_across_replicas(variables: list) -> None:

@@ -453,5 +453,6 @@ def test_readme_table_documents_every_case():
         "killed run (SIGKILL)",
         "a worker of a multi-worker run dies",  # tests/faults/test_faults_workers.py
         "fewer files than workers (`--input_sharding=files`)",  # tests/test_distributed.py
+        "truncated newest checkpoint (a disk filled, a copy cut short)",  # tests/test_training.py
     ):
         assert name in rows, name
