@@ -10,7 +10,8 @@ complete.
 
 Local filesystems: the old output is renamed aside, the new one renamed into
 place (two atomic renames), then the old one deleted; a kill between the
-renames leaves the old output intact at `<output_dir>.old-<random>`.
+renames leaves the old output intact at `<output_dir>.old-<random>`, and
+the next run puts it back (`recover_interrupted_commit`) before it starts.
 Object stores (gs://) have no directory rename: the old `stats.json` is
 removed first, then the new objects are renamed one by one, old objects the
 new output does not overwrite are deleted, and the new `stats.json` comes
@@ -60,6 +61,33 @@ def discard_leftovers(output_dir: str) -> list[str]:
     for directory in leftovers:
         discard(directory)
     return leftovers
+
+
+def recover_interrupted_commit(output_dir: str) -> str | None:
+    """Undoes what a run killed during `commit` left behind; returns what it did, in words.
+
+    Killed between its two renames, a local commit leaves the previous output
+    at `<output_dir>.old-<random>` and nothing at `output_dir`: it is renamed
+    back. Killed after them, the new output is in place and the old one is
+    only waiting to be deleted: it is deleted. Only complete outputs (with
+    `stats.json`) are put back; the newest, if several.
+    """
+    output_dir = output_dir.rstrip("/")
+    if not _is_local(output_dir):
+        return None
+    old = [path for path in tf.io.gfile.glob(f"{output_dir}.old-*") if tf.io.gfile.isdir(path)]
+    complete = sorted(
+        (path for path in old if tf.io.gfile.exists(os.path.join(path, STATS_FILE))), key=os.path.getmtime
+    )
+    done = []
+    if complete and not tf.io.gfile.exists(output_dir):
+        os.rename(complete[-1], output_dir)
+        done.append(f"put the previous output {complete[-1]} back at {output_dir}")
+        old.remove(complete[-1])
+    for path in old:
+        discard(path)
+        done.append(f"removed {path}")
+    return "; ".join(done) or None
 
 
 def discard(directory: str) -> None:

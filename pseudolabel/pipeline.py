@@ -136,6 +136,9 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     pipeline = launch.new_pipeline(pipeline_args)
     job = _prepare(config, pipeline)
     fileio.check_writable_dir(os.path.dirname(config.output_dir.rstrip("/")) or ".", "the parent of --output_dir")
+    recovered = commit.recover_interrupted_commit(config.output_dir)
+    if recovered:
+        logging.warning("an earlier run was killed while replacing its output: %s", recovered)
     for leftover in commit.discard_leftovers(config.output_dir):
         logging.warning("removed the leftovers of an interrupted run: %s", leftover)
     work_dir = commit.temporary_dir(config.output_dir)

@@ -276,6 +276,27 @@ def test_output_dir_that_is_not_ours_is_not_replaced(tmp_path):
     commit.check_replaceable(str(tmp_path / "new"))  # absent: fine
 
 
+def test_a_commit_killed_between_its_renames_is_undone_by_the_next_run(tmp_path):
+    """Killed after renaming the previous output aside, before the new one came: it is put back.
+    Killed after both renames: the old copy is deleted. Incomplete ones are never put back."""
+    output_dir = tmp_path / "pseudo"
+    previous = tmp_path / "pseudo.old-1a2b3c4d"
+    previous.mkdir()
+    (previous / "stats.json").write_text("{}")
+    (previous / "pseudo-00000-of-00001.tfrecord").write_bytes(b"records")
+    (tmp_path / "pseudo.old-99999999").mkdir()  # no stats.json: not an output to restore
+    said = commit.recover_interrupted_commit(str(output_dir))
+    assert said == (f"put the previous output {previous} back at {output_dir}; removed {tmp_path}/pseudo.old-99999999")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pseudo"]
+    assert (output_dir / "pseudo-00000-of-00001.tfrecord").read_bytes() == b"records"
+    stale = tmp_path / "pseudo.old-5e6f7a8b"
+    stale.mkdir()
+    (stale / "stats.json").write_text("{}")
+    assert commit.recover_interrupted_commit(str(output_dir)) == f"removed {stale}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pseudo"]
+    assert commit.recover_interrupted_commit(str(output_dir)) is None
+
+
 # ----------------------------------------------------------------- the pipeline, with a real teacher
 
 
