@@ -49,10 +49,11 @@ def test_train_crop_is_seeded_and_varies_with_the_seed():
     assert not np.array_equal(first, other)
 
 
-def test_distorted_crop_respects_area_and_aspect_bounds():
+def test_distorted_window_respects_area_and_aspect_bounds():
     image = tf.zeros([200, 300, 3], tf.uint8)
     for seed in range(30):
-        crop, sampled_whole = preprocessing.distorted_crop(image, tf.constant([seed, 0], tf.int64))
+        window, sampled_whole = preprocessing.distorted_window(tf.shape(image), tf.constant([seed, 0], tf.int64))
+        crop = preprocessing.crop_window(image, window)
         height, width = crop.shape[:2]
         if sampled_whole:
             continue

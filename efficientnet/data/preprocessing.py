@@ -46,7 +46,7 @@ def center_window(shape: tf.Tensor, resolution: int) -> tf.Tensor:
     """[top, left, side, side] of the central square of side resolution/(resolution + 32)·min(h, w).
 
     A window rather than pixels, so that a JPEG can be decoded inside it
-    alone (`decode_window`); `shape` is [height, width, ...].
+    alone (`train_image_from_encoded`); `shape` is [height, width, ...].
     """
     height, width = shape[0], shape[1]
     fraction = resolution / (resolution + CROP_PADDING)
@@ -95,13 +95,6 @@ def distorted_window(shape: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.T
     return tf.concat([begin[:2], size[:2]], 0), tf.reduce_all(tf.equal(size[:2], size_hw))
 
 
-def distorted_crop(image: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """`distorted_window` applied to `image`: the crop, and whether the sampler gave up."""
-    image = tf.convert_to_tensor(image)
-    window, sampled_whole_image = distorted_window(tf.shape(image), seed)
-    return crop_window(image, window), sampled_whole_image
-
-
 def train_window(shape: tf.Tensor, resolution: int, seed: tf.Tensor) -> tf.Tensor:
     """The training crop's window: distorted, or the centre crop where the sampler gave up."""
     window, sampled_whole_image = distorted_window(shape, seed)
@@ -134,8 +127,9 @@ def train_image_from_encoded(
 
     The crop window is drawn from the JPEG header's shape and only that window
     is decoded (`tf.image.decode_and_crop_jpeg`, as the reference input
-    pipeline does): a crop covers 8–100% of the image, half of it on average,
-    so this saves decoding work, and no full-size pixels are ever held.
+    pipeline does): a crop covers 8–100% of the image, 39% of a 500×375 one
+    on average (docs/training.md#input-at-scale), so this saves decoding
+    work, and no full-size pixels are ever held.
     Other formats are decoded whole, then cropped. Same seed, same window as
     `train_image` of the decoded image (docs/training.md#preprocessing).
     """
