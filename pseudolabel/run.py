@@ -93,6 +93,7 @@ def split_argv(argv: list[str], known_flags) -> tuple[list[str], list[str]]:
 def main(argv, pipeline_args: list[str]):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}; flags are written --name=value")
+    check_beam_args(pipeline_args)
     config = LabelingConfig(
         input=FLAGS.input,
         split=FLAGS.split,
@@ -134,24 +135,18 @@ def main(argv, pipeline_args: list[str]):
 
 
 def check_beam_args(beam_args: list[str]) -> None:
-    """Exits with a one-line error for an argument neither this job nor Beam knows.
+    """Refuses (ValueError) an argument that neither this job nor Beam knows.
 
     Named with the nearest of this job's flags and Beam's options, so that
     `--confidence_treshold` is not handed to Beam, which would drop it.
     """
-    try:
-        unknown = launch.unknown_to_beam(beam_args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(cli.EXIT_USER_ERROR)
+    unknown = launch.unknown_to_beam(beam_args)
     if unknown:
         name = unknown[0].lstrip("-").split("=", 1)[0]
-        print(f"error: {cli.unknown_flag(name, cli.own_flags() + launch.beam_option_names())}", file=sys.stderr)
-        sys.exit(cli.EXIT_USER_ERROR)
+        raise ValueError(cli.unknown_flag(name, cli.own_flags() + launch.beam_option_names()))
 
 
 if __name__ == "__main__":
     ours, beam_args = split_argv(sys.argv, FLAGS)
-    check_beam_args(beam_args)
     sys.argv = ours  # absl refuses flags it does not know; Beam's go straight to main
     cli.run(functools.partial(main, pipeline_args=beam_args))

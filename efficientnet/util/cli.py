@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import sys
 from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 from absl import app, flags
 
@@ -55,12 +56,16 @@ def unknown_flag(name: str, known: Iterable[str] | None = None) -> str:
     return f"--{name}: unknown flag" + (f"; did you mean --{nearest[0]}?" if nearest else " (--helpshort lists them)")
 
 
+def _exit_with(message: str, status: int) -> NoReturn:
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    sys.exit(status)
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.UnrecognizedFlagError as error:
-        print(f"error: {unknown_flag(error.flagname)}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _exit_with(unknown_flag(error.flagname), EXIT_USER_ERROR)
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -70,10 +75,8 @@ def run(main: Callable[[list[str]], None]) -> None:
         try:
             main(argv)
         except USER_ERRORS as error:
-            print(f"error: {one_line(str(error))}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
+            _exit_with(str(error), EXIT_USER_ERROR)
         except Stopped as error:
-            print(f"error: {one_line(str(error))}", file=sys.stderr)
-            sys.exit(EXIT_STOPPED)
+            _exit_with(str(error), EXIT_STOPPED)
 
     app.run(guarded, flags_parser=_parse_flags)
