@@ -31,6 +31,7 @@ gap each student closed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -45,15 +46,33 @@ from efficientnet.data.source import EVAL, TRAIN
 from efficientnet.model import export
 from efficientnet.train.config import TrainConfig, student_config
 from efficientnet.util import cli, fileio
+from efficientnet.util.settings import check_values, unknown_setting
 from pipelines import holdout, report
 from pipelines.manifest import DATA_ROLES, ORACLE, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
-from pseudolabel import outputs
+from pseudolabel import launch, outputs
+from pseudolabel.pipeline import LabelingConfig
 
 STEP_CONFIG_DIR = "configs"  # each training step's --config file, inside the work directory
 HOLDOUT_DIR = "labeled-holdout"  # the labeled data split into train/validation, when no validation is given
 HOLDOUT_SEED = 0  # the same held-out images whatever the training seed, so repeats compare on one set
 
 REQUIRED_ROLES = ("labeled", "unlabeled")
+# Every key an iteration config may hold (configs/*.json); any other is refused, naming its nearest.
+CONFIG_KEYS = (
+    "description",
+    *DATA_ROLES,
+    "oracle",
+    "train",
+    "teacher",
+    "student",
+    "rounds",
+    "pseudolabel",
+    "ablation_round",
+    "robustness",
+)
+DATA_KEYS = ("dataset", "split")  # of each data role's entry and of `oracle`
+TRAINING_SECTIONS = ("train", "teacher", "student")  # and each of `rounds`
+LABELING_SETTINGS = tuple(field.name for field in dataclasses.fields(LabelingConfig))
 DIGITS_CONFIG = "configs/digits.json"
 OWN_DATA_CONFIG = "configs/own_data_cpu.json"
 
@@ -89,9 +108,16 @@ def load_config(
     maps roles to dataset specs read whole (no split), replacing the config's.
     """
     config = fileio.read_json(path)
+    unknown = [key for key in config if key not in CONFIG_KEYS]
+    if unknown:
+        raise ValueError(f"{path}: {unknown_setting(unknown[0], CONFIG_KEYS)}")
     missing = [key for key in ("train", "teacher", "student", "rounds", "pseudolabel") if key not in config]
     if missing:
         raise ValueError(f"{path} lacks the key(s) {missing}")
+    try:
+        check_sections(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     if seed is not None:
         config["train"] = config["train"] | {"seed": seed}
     for role in DATA_ROLES:
@@ -105,14 +131,54 @@ def load_config(
     for role in REQUIRED_ROLES:
         if not config[role]:
             raise ValueError(f"no {role} data: {path} names none; pass --{role}=SPEC")
-    sections = {name: config[name] for name in ("train", "teacher", "student")}
-    sections |= {f"rounds[{i}]": settings for i, settings in enumerate(config["rounds"])}
-    known = set(TrainConfig().to_dict())
-    for section, settings in sections.items():
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"{path}: {section} has unknown training setting(s) {unknown}")
     return config
+
+
+def check_sections(config: dict[str, Any]) -> None:
+    """Raises ValueError naming the path of the first key in a section that is no setting
+    (`rounds[1].randaugment_magnitud: unknown setting; did you mean randaugment_magnitude?`)
+    or whose value has the wrong type.
+
+    The `pseudolabel` section holds `LabelingConfig` settings and Beam's
+    pipeline options (runner, project…), as `pseudolabel.run`'s flags do; a
+    key that is neither is refused here instead of failing that round's
+    labeling step, after hours of training.
+    """
+    entries = {role: config.get(role) for role in (*DATA_ROLES, "oracle")}
+    for role, entry in entries.items():
+        for key in _section(role, entry or {}):
+            if key not in DATA_KEYS:
+                raise ValueError(unknown_setting(f"{role}.{key}", DATA_KEYS))
+    if not isinstance(config["rounds"], list):
+        raise ValueError(f"rounds: expected a list of sections, got {config['rounds']!r}")
+    sections = {name: config[name] for name in TRAINING_SECTIONS}
+    sections |= {f"rounds[{i}]": settings for i, settings in enumerate(config["rounds"])}
+    for where, settings in sections.items():
+        check_values(TrainConfig, _section(where, settings), where)
+    labeling, beam = split_labeling_settings(_section("pseudolabel", config["pseudolabel"]))
+    check_values(LabelingConfig, labeling, "pseudolabel")
+    beam_options = launch.beam_option_names()
+    unknown = [key for key in beam if key not in beam_options]
+    if unknown:
+        raise ValueError(unknown_setting(f"pseudolabel.{unknown[0]}", [*LABELING_SETTINGS, *beam_options]))
+    launch.unknown_to_beam(as_flags(beam))  # raises on a value Beam refuses
+
+
+def _section(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected an object of settings, got {value!r}")
+    return value
+
+
+def split_labeling_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(`LabelingConfig` settings, the rest: Beam's pipeline options)."""
+    labeling = {key: value for key, value in settings.items() if key in LABELING_SETTINGS}
+    return labeling, {key: value for key, value in settings.items() if key not in labeling}
+
+
+def as_flags(settings: dict[str, Any]) -> list[str]:
+    """`--key=value` for each setting that is set, as a step's CLI is given them."""
+    return [f"--{key}={value}" for key, value in settings.items() if value is not None]
 
 
 class StepFailed(RuntimeError):

@@ -54,6 +54,7 @@ from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio
+from efficientnet.util.settings import check_choices, setting
 from pseudolabel import balance, commit, launch, outputs, stats, targets, write
 from pseudolabel.inference import LabeledBatch, LabelImages, WorkerTeacher
 from pseudolabel.read import FAILED, ReadImages
@@ -66,26 +67,42 @@ PARTS_DIR = "parts"  # likewise: the records of each bundle before their final n
 
 @dataclasses.dataclass
 class LabelingConfig:
-    """Everything a labeling run needs; saved as `output_dir/config.json`."""
+    """Everything a labeling run needs; saved as `output_dir/config.json`.
 
-    input: str
-    teacher: str
-    output_dir: str
-    split: str | None = None
-    data_dir: str | None = None
-    confidence_threshold: float = balance.DEFAULT_CONFIDENCE_THRESHOLD
-    images_per_class: int | str = balance.AUTO  # a count, "auto", or 0 for no balancing
-    label_type: str = "soft"
-    temperature: float = targets.DEFAULT_TEMPERATURE
-    num_shards: int = 0  # 0: the runner decides
-    batch_size: int = DEFAULT_BATCH_SIZE
+    Each field is a setting (`efficientnet/util/settings.py`): `pseudolabel.run`'s
+    flags and the checks of an iteration config's `pseudolabel` section derive from it.
+    """
+
+    input: str = setting(
+        help="Dataset spec of the unlabeled images: images:GLOB, folder:PATH, tfrecord:GLOB, tfds:NAME, digits."
+    )
+    teacher: str = setting(help="Teacher export directory (model.keras + model.json), local or gs://.")
+    output_dir: str = setting(help="Where the records and stats.json go; replaced when the job succeeds.")
+    split: str | None = setting(None, "Split for digits and tfds: sources (e.g. unlabeled, train).")
+    data_dir: str | None = setting(None, "TFDS data directory.")
+    confidence_threshold: float = setting(
+        balance.DEFAULT_CONFIDENCE_THRESHOLD, "Keep images whose top-1 confidence is >= this."
+    )
+    images_per_class: int | str = setting(
+        balance.AUTO, "K records per predicted class; 'auto' = kept/classes; 0 = no balancing."
+    )
+    label_type: str = setting(
+        "soft", "soft (teacher probabilities) or hard (one-hot) pseudo-label targets.", choices=records.LABEL_TYPES
+    )
+    temperature: float = setting(targets.DEFAULT_TEMPERATURE, "Soft labels are softmax(logits / temperature).")
+    num_shards: int = setting(
+        0,
+        "Output files; 0 lets the runner decide (one per bundle, no shuffle of the records); "
+        "N > 0: each record in the file its bytes hash to.",
+    )
+    batch_size: int = setting(DEFAULT_BATCH_SIZE, "Images per teacher call.")
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad setting."""
+        check_choices(self)
         if not 0.0 <= self.confidence_threshold <= 1.0:
             raise ValueError(f"--confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
         self.images_per_class = balance.parse_images_per_class(self.images_per_class)
-        records.check_label_type(self.label_type)
         if not self.temperature > 0:
             raise ValueError(f"--temperature must be > 0, got {self.temperature}")
         if self.num_shards < 0:

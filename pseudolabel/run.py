@@ -10,7 +10,7 @@
       --temp_location=gs://bucket/tmp --sdk_container_image=IMAGE --machine_type=g2-standard-8 \
       --dataflow_service_options='worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver'
 
-Flags defined here are parsed by absl; every other `--name=value` goes to
+Flags, one per `LabelingConfig` setting, are parsed by absl; every other `--name=value` goes to
 Beam's PipelineOptions (runner, project, region, workers, containers…).
 Without `--runner` the job runs in this process on Beam's FnApiRunner.
 Writes `OUTPUT_DIR/pseudo-SSSSS-of-NNNNN.tfrecord`, `stats.json`,
@@ -27,34 +27,12 @@ import sys
 
 from absl import flags
 
-from efficientnet.data import records
-from efficientnet.util import cli
-from pseudolabel import balance, launch, outputs, targets
-from pseudolabel.pipeline import DEFAULT_BATCH_SIZE, LabelingConfig, dry_run_labeling, run_labeling
+from efficientnet.util import cli, settings
+from pseudolabel import launch, outputs
+from pseudolabel.pipeline import LabelingConfig, dry_run_labeling, run_labeling
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "input", None, "Dataset spec of the unlabeled images: images:GLOB, folder:PATH, tfrecord:GLOB, tfds:NAME, digits."
-)
-flags.DEFINE_string("split", None, "Split for digits and tfds: sources (e.g. unlabeled, train).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("teacher", None, "Teacher export directory (model.keras + model.json), local or gs://.")
-flags.DEFINE_string("output_dir", None, "Where the records and stats.json go; replaced when the job succeeds.")
-flags.DEFINE_float(
-    "confidence_threshold", balance.DEFAULT_CONFIDENCE_THRESHOLD, "Keep images whose top-1 confidence is >= this."
-)
-flags.DEFINE_string(
-    "images_per_class", balance.AUTO, "K records per predicted class; 'auto' = kept/classes; 0 = no balancing."
-)
-flags.DEFINE_enum("label_type", "soft", list(records.LABEL_TYPES), "Soft probabilities or one-hot.")
-flags.DEFINE_float("temperature", targets.DEFAULT_TEMPERATURE, "Soft labels are softmax(logits / temperature).")
-flags.DEFINE_integer(
-    "num_shards",
-    0,
-    "Output files; 0 lets the runner decide (one per bundle, no shuffle of the records); "
-    "N > 0: each record in the file its bytes hash to.",
-)
-flags.DEFINE_integer("batch_size", DEFAULT_BATCH_SIZE, "Images per teacher call.")
+settings.define_flags(LabelingConfig)
 
 
 def split_argv(argv: list[str], known_flags) -> tuple[list[str], list[str]]:
@@ -94,19 +72,7 @@ def main(argv, pipeline_args: list[str]):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}; flags are written --name=value")
     check_beam_args(pipeline_args)
-    config = LabelingConfig(
-        input=FLAGS.input,
-        split=FLAGS.split,
-        data_dir=FLAGS.data_dir,
-        teacher=FLAGS.teacher,
-        output_dir=FLAGS.output_dir,
-        confidence_threshold=FLAGS.confidence_threshold,
-        images_per_class=FLAGS.images_per_class,
-        label_type=FLAGS.label_type,
-        temperature=FLAGS.temperature,
-        num_shards=FLAGS.num_shards,
-        batch_size=FLAGS.batch_size,
-    )
+    config = settings.from_flags(LabelingConfig)
     if launch.is_dry_run(pipeline_args):
         print(dry_run_labeling(config, pipeline_args).line())
         return

@@ -1,7 +1,9 @@
 """Iteration configs, the rounds manifest and run_iteration.sh arguments (the killed-and-resumed
 miniature of the whole loop is in tests/faults/test_faults_iteration.py)."""
 
+import functools
 import json
+import operator
 import subprocess
 from pathlib import Path
 
@@ -28,7 +30,9 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     config["student"]["unlabel_raito"] = 2
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"bad.json: student has unknown training setting\(s\) \['unlabel_raito'\]"):
+    with pytest.raises(
+        ValueError, match=r"bad.json: student.unlabel_raito: unknown setting; did you mean unlabel_ratio\?"
+    ):
         load_config(str(path))
     del config["rounds"]
     path.write_text(json.dumps(config))
@@ -36,6 +40,65 @@ def test_config_errors_name_the_file_and_key(tmp_path):
         load_config(str(path))
     with pytest.raises(ValueError, match="defines only 2 student rounds"):
         run_iteration(str(tmp_path / "run"), 3, str(ROOT / "configs" / "digits.json"))
+
+
+def write_config(tmp_path, change) -> str:
+    """configs/digits.json with `change(config)` applied, written into tmp_path."""
+    config = json.loads((ROOT / "configs" / "digits.json").read_text())
+    change(config)
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "where, key, message",
+    [
+        ((), "labled", "labled: unknown setting; did you mean labeled?"),
+        (("unlabeled",), "splt", "unlabeled.splt: unknown setting; did you mean split?"),
+        (("train",), "epochz", "train.epochz: unknown setting; did you mean epochs?"),
+        (("teacher",), "random_flips", "teacher.random_flips: unknown setting; did you mean random_flip?"),
+        (("student",), "unlabel_raito", "student.unlabel_raito: unknown setting; did you mean unlabel_ratio?"),
+        (
+            ("rounds", 1),
+            "randaugment_magnitud",
+            "rounds[1].randaugment_magnitud: unknown setting; did you mean randaugment_magnitude?",
+        ),
+        (
+            ("pseudolabel",),
+            "confidence_treshold",
+            "pseudolabel.confidence_treshold: unknown setting; did you mean confidence_threshold?",
+        ),
+        # Beam's pipeline options are valid keys there, as they are flags of pseudolabel.run.
+        (("pseudolabel",), "runer", "pseudolabel.runer: unknown setting; did you mean runner?"),
+    ],
+)
+def test_an_unknown_key_anywhere_is_named_by_its_path(tmp_path, where, key, message):
+    path = write_config(tmp_path, lambda config: functools.reduce(operator.getitem, where, config).update({key: 1}))
+    with pytest.raises(ValueError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("train", "epochs", "ten", "train.epochs: expected a number, got 'ten'"),
+        ("train", "small_images", "yes", "train.small_images: expected a boolean (true or false) or null, got 'yes'"),
+        ("student", "batch_size", 32.0, "student.batch_size: expected an integer, got 32.0"),
+        (
+            "pseudolabel",
+            "images_per_class",
+            True,
+            "pseudolabel.images_per_class: expected an integer or a string, got True",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named_by_its_path(tmp_path, section, key, value, message):
+    path = write_config(tmp_path, lambda config: config[section].update({key: value}))
+    with pytest.raises(ValueError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: {message}"
 
 
 def test_run_iteration_script_rejects_unknown_arguments():

@@ -20,7 +20,8 @@ from efficientnet.data.input_pipeline import INPUT_SHARDINGS
 from efficientnet.model import export, scaling
 from efficientnet.train.distribute import PRECISIONS, STRATEGIES
 from efficientnet.train.schedules import SCHEDULES
-from efficientnet.util import fileio
+from efficientnet.util import fileio, settings
+from efficientnet.util.settings import setting
 
 # The student's noise (docs/noisy_student.md#the-student-and-its-noise):
 # RandAugment N=2 at a small magnitude for small models, and 3 pseudo-labeled
@@ -50,60 +51,107 @@ class TrainConfig:
     a comment says otherwise; the digits configs override sizes and lengths.
     """
 
-    model_dir: str = ""
+    model_dir: str = setting(
+        "", "Run directory (local or gs://): config.json, checkpoints/, train/ summaries, export/."
+    )
     # Model: a registered name plus optional overrides (scaling.OVERRIDABLE).
-    model: str = "efficientnet-b0"
-    width: float | None = None
-    depth: float | None = None
-    resolution: int | None = None
-    dropout_rate: float | None = None
-    drop_connect_rate: float | None = None
-    small_images: bool | None = None
-    # Labeled data and evaluation data.
-    dataset: str = "digits"
-    train_split: str | None = None  # None: the source's own (Source.resolve_split)
-    eval_dataset: str | None = None  # defaults to `dataset`
-    eval_split: str | None = None
-    data_dir: str | None = None
-    num_classes: int | None = None  # only for sources that cannot tell
-    num_train_examples: int | None = None  # only for sources that cannot tell
-    cache: bool = False
-    input_sharding: str = "files"  # input_pipeline.INPUT_SHARDINGS
-    data_service: str | None = None  # grpc://HOST:PORT of a tf.data service dispatcher
+    model: str = setting("efficientnet-b0", "Model name, efficientnet-b0 … efficientnet-b8 or efficientnet-l2.")
+    width: float | None = setting(None, "Override the width multiplier (tiny models for CPU runs).")
+    depth: float | None = setting(None, "Override the depth multiplier.")
+    resolution: int | None = setting(None, "Override the input resolution.")
+    dropout_rate: float | None = setting(None, "Override the dropout rate before the classifier.")
+    drop_connect_rate: float | None = setting(None, "Override the stochastic-depth rate of the last block.")
+    small_images: bool | None = setting(None, "Stride 1 in the stem and stage 2, for inputs of 64 px or less.")
+    # Labeled data and evaluation data; a split left None is the source's own (Source.resolve_split).
+    dataset: str = setting(
+        "digits",
+        "Labeled training data: digits, tfds:NAME[/CONFIG], tfrecord:GLOB or folder:PATH (class subfolders).",
+    )
+    train_split: str | None = setting(
+        None, "Split of --dataset to train on; default: train (digits/tfds), none for file sources."
+    )
+    eval_dataset: str | None = setting(None, "Evaluation data, when not a split of --dataset.")
+    eval_split: str | None = setting(
+        None, "Split to evaluate on; default: test (validation for TFDS sets without test), none for files."
+    )
+    data_dir: str | None = setting(None, "TFDS data directory.")
+    num_classes: int | None = setting(
+        None, "Number of classes, for sources that cannot tell (ImageNet-format tfrecords)."
+    )
+    num_train_examples: int | None = setting(None, "Number of training examples, for sources that cannot count them.")
+    cache: bool = setting(
+        False, "Keep the training records (encoded images) in memory: small datasets on slow storage."
+    )
+    input_sharding: str = setting(
+        "files",
+        "How the workers of a multi-worker run share the input: files (each reads and decodes "
+        "only its own files) or exact (each reads everything and keeps its slices of a 1-replica run's batches).",
+        choices=INPUT_SHARDINGS,
+    )
+    data_service: str | None = setting(
+        None,
+        "grpc://HOST:PORT of a tf.data service dispatcher whose workers prepare the input "
+        "(python -m efficientnet.data.service); default: this process prepares it.",
+    )
     # Length: `train_steps` wins over `epochs` (epochs of the labeled data).
-    batch_size: int = 256
-    epochs: float = 350.0
-    train_steps: int | None = None
+    batch_size: int = setting(256, "Global labeled batch size.")
+    epochs: float = setting(350.0, "Training length in epochs of the labeled data.")
+    train_steps: int | None = setting(None, "Training length in steps; overrides --epochs.")
     # Optimisation (docs/training.md#optimiser-and-learning-rate).
-    optimizer: str = "rmsprop"
-    base_learning_rate: float = 0.016  # per 256 labeled images
-    lr_schedule: str = "exponential"
-    warmup_epochs: float = 5.0
-    lr_decay_epochs: float = 2.4
-    lr_decay_rate: float = 0.97
-    weight_decay: float = 1e-5
-    label_smoothing: float = 0.1
-    ema_decay: float = 0.9999
+    optimizer: str = setting("rmsprop", "rmsprop (reference), sgd (Nesterov momentum 0.9) or adam.", choices=OPTIMIZERS)
+    base_learning_rate: float = setting(
+        0.016, "Learning rate per 256 labeled images (scaled linearly with --batch_size)."
+    )
+    lr_schedule: str = setting(
+        "exponential", "exponential (×decay_rate every decay_epochs, reference) or cosine.", choices=SCHEDULES
+    )
+    warmup_epochs: float = setting(5.0, "Linear warm-up length in epochs.")
+    lr_decay_epochs: float = setting(2.4, "Epochs between exponential decays.")
+    lr_decay_rate: float = setting(0.97, "Factor of each exponential decay.")
+    weight_decay: float = setting(1e-5, "L2 weight decay on non-BatchNorm variables.")
+    label_smoothing: float = setting(0.1, "Label smoothing of the labeled cross-entropy.")
+    ema_decay: float = setting(0.9999, "Decay of the weight EMA used for evaluation and export.")
     # Noise on the input (dropout and stochastic depth are model overrides).
-    random_flip: bool = True
-    randaugment_layers: int = 0
-    randaugment_magnitude: float = 10.0
+    random_flip: bool = setting(True, "Random horizontal flips in training.")
+    randaugment_layers: int = setting(0, "RandAugment N (0 disables RandAugment).")
+    randaugment_magnitude: float = setting(10.0, "RandAugment M (10 = nominal maximum; above 10 extrapolates).")
     # Pseudo-labeled stream (students only).
-    unlabeled_dataset: str | None = None
-    unlabeled_split: str | None = None
-    unlabel_ratio: float = 0.0
-    label_type: str = "soft"
+    unlabeled_dataset: str | None = setting(None, "Pseudo-labeled data (tfrecord:GLOB written by pseudolabel.run).")
+    unlabeled_split: str | None = setting(None, "Split of --unlabeled_dataset, if it has splits.")
+    unlabel_ratio: float = setting(0.0, "Pseudo-labeled images per labeled image in each batch.")
+    label_type: str = setting(
+        "soft", "soft (teacher probabilities) or hard (argmax) pseudo-label targets.", choices=records.LABEL_TYPES
+    )
     # Run.
-    seed: int = 0
-    strategy: str = "auto"
-    tpu: str | None = None
-    sync_batch_norm: bool = False  # per-replica batch statistics, as Keras; True as the reference on TPU
-    precision: str = "float32"
-    init_from: str | None = None
-    checkpoint_every_steps: int = 500
-    log_every_steps: int = 50
-    deterministic: bool = False
-    jit_compile: bool = False
+    seed: int = setting(0, "Seed of data order, augmentation and initialisation.")
+    strategy: str = setting(
+        "auto",
+        "auto, tpu, mirrored (local GPUs, else logical CPUs), multiworker (needs TF_CONFIG) or cpu.",
+        choices=STRATEGIES,
+    )
+    tpu: str | None = setting(None, "TPU name or address (implies --strategy=tpu under auto).")
+    # Off by default, as Keras; the reference turns it on for TPUs.
+    sync_batch_norm: bool = setting(
+        False,
+        "Batch norm with the statistics of the global batch, summed across replicas "
+        "(default: each replica's own slice, as Keras); no effect with one replica.",
+    )
+    precision: str = setting(
+        "float32",
+        "float32, bfloat16 (TPU; on a CPU only the convolutions) or mixed_float16 (GPU); "
+        "logits and exports stay float32.",
+        choices=PRECISIONS,
+    )
+    init_from: str | None = setting(
+        None,
+        "keras (Keras ImageNet weights, needs network), noisy_student:CHECKPOINT (a reference TPU "
+        "checkpoint's EMA weights: a prefix, a directory or a released one's name such as efficientnet-b0; "
+        "noisy_student_raw:CHECKPOINT for its raw weights) or the path of one of our exports.",
+    )
+    checkpoint_every_steps: int = setting(500, "Checkpoint interval in steps.")
+    log_every_steps: int = setting(50, "Progress-line interval in steps.")
+    deterministic: bool = setting(False, "Deterministic TF ops (slower; exact resumes).")
+    jit_compile: bool = setting(False, "Compile the forward and backward pass with XLA.")
 
     def without_noise(self) -> TrainConfig:
         """The same run with every student noise off: the paper's ablation.
@@ -143,14 +191,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}")
-        return cls(**values)
+    def from_dict(cls, values: dict[str, Any], where: str = "") -> TrainConfig:
+        """The settings of a config file's section `where`; an unknown key or a wrong type names its path."""
+        return settings.from_dict(cls, values, where)
 
     def validate(self) -> None:
         """Fails before any work, naming the flag, on invalid or contradictory settings."""
+        settings.check_choices(self)
         checks = [
             (bool(self.model_dir), "--model_dir is required"),
             (self.batch_size > 0, f"--batch_size must be positive, got {self.batch_size}"),
@@ -158,11 +205,6 @@ class TrainConfig:
             (
                 self.train_steps is None or self.train_steps > 0,
                 f"--train_steps must be positive, got {self.train_steps}",
-            ),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (
-                self.lr_schedule in SCHEDULES,
-                f"--lr_schedule must be one of {list(SCHEDULES)}, got {self.lr_schedule!r}",
             ),
             (self.base_learning_rate > 0, f"--base_learning_rate must be positive, got {self.base_learning_rate}"),
             (self.warmup_epochs >= 0, f"--warmup_epochs must be >= 0, got {self.warmup_epochs}"),
@@ -174,21 +216,11 @@ class TrainConfig:
                 self.randaugment_magnitude >= 0,
                 f"--randaugment_magnitude must be >= 0, got {self.randaugment_magnitude}",
             ),
-            (
-                self.input_sharding in INPUT_SHARDINGS,
-                f"--input_sharding must be one of {list(INPUT_SHARDINGS)}, got {self.input_sharding!r}",
-            ),
-            (self.strategy in STRATEGIES, f"--strategy must be one of {list(STRATEGIES)}, got {self.strategy!r}"),
-            (self.precision in PRECISIONS, f"--precision must be one of {list(PRECISIONS)}, got {self.precision!r}"),
             (self.tpu is None or self.strategy in ("auto", "tpu"), f"--tpu contradicts --strategy={self.strategy}"),
             (
                 not (self.sync_batch_norm and self.jit_compile),
                 "--sync_batch_norm cannot be combined with --jit_compile: the XLA-compiled pass runs per replica "
                 "and cannot sum batch statistics across replicas",
-            ),
-            (
-                self.label_type in records.LABEL_TYPES,
-                f"--label_type must be one of {list(records.LABEL_TYPES)}, got {self.label_type!r}",
             ),
             (self.unlabel_ratio >= 0, f"--unlabel_ratio must be >= 0, got {self.unlabel_ratio}"),
             (
