@@ -10,7 +10,9 @@ validation set, a seeded, stratified 10% of the labeled data is held out as
 one (pipelines/holdout.py) and the split is recorded in `rounds.json`; without
 a test set, the report gives validation accuracy only and says so. Every
 dataset is opened and read up to its first image before any model trains, so
-a wrong path fails in seconds, not after the teacher.
+a wrong path fails in seconds, not after the teacher; likewise every step's
+settings are validated as its CLI will validate them (`check_steps`), so a bad
+value in round 2's section is refused before round 0 starts.
 
 Round 0 trains the teacher; round k labels the unlabeled data with round
 k−1's model and trains student k (docs/noisy_student.md#the-procedure, step 5). Every step is the
@@ -73,6 +75,8 @@ CONFIG_KEYS = (
 DATA_KEYS = ("dataset", "split")  # of each data role's entry and of `oracle`
 TRAINING_SECTIONS = ("train", "teacher", "student")  # and each of `rounds`
 LABELING_SETTINGS = tuple(field.name for field in dataclasses.fields(LabelingConfig))
+# Paths a step's settings name that only an earlier step creates: what `check_steps` validates with.
+NOT_YET_WRITTEN = "(written by an earlier step)"
 DIGITS_CONFIG = "configs/digits.json"
 OWN_DATA_CONFIG = "configs/own_data_cpu.json"
 
@@ -291,6 +295,52 @@ def resolved_settings(settings: dict[str, Any], step: Step) -> TrainConfig:
     return config.without_noise() if step.role == STUDENT_NO_NOISE else config
 
 
+def label_settings(config: dict[str, Any], teacher: str) -> dict[str, Any]:
+    """A labeling step's settings: the unlabeled data, the teacher's export and the config's `pseudolabel` section."""
+    unlabeled = config["unlabeled"]
+    return {"input": unlabeled["dataset"], "split": unlabeled.get("split"), "teacher": teacher} | config["pseudolabel"]
+
+
+def students_of_round(config: dict[str, Any], k: int) -> list[Step]:
+    """Student k, and its no-noise ablation in the config's `ablation_round`."""
+    return [Step(k, STUDENT)] + ([Step(k, STUDENT_NO_NOISE)] if config.get("ablation_round") == k else [])
+
+
+def oracle_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What the oracle's run sets over the round-1 student's: the unlabeled data with its true labels."""
+    truth = config["oracle"]
+    return {"unlabeled_dataset": truth["dataset"], "unlabeled_split": truth.get("split"), "label_type": "hard"}
+
+
+def check_steps(config: dict[str, Any], last_round: int, oracle: bool, config_path: str) -> None:
+    """Validates the settings of every step up to `last_round` as its CLI will, before round 0 trains.
+
+    Raises ValueError naming the file, round, step and setting, e.g.
+    `configs/x.json, round 2 student: --randaugment_magnitude must be >= 0, got -1`,
+    instead of the step failing after the rounds before it have trained.
+    Paths that only earlier steps write (model directories, pseudo-labels,
+    exports) are placeholders, and nothing is read or written: data is
+    `check_data`'s.
+    """
+    if not config["validation"]:  # held out of the labeled data later; no check reads a dataset's name
+        config = config | {"validation": config["labeled"]}
+    planned = [(Step(0, TEACHER), {})]
+    for k in range(1, last_round + 1):
+        planned.append((Step(k, PSEUDOLABEL), {}))
+        planned += [(student, {"unlabeled_dataset": NOT_YET_WRITTEN}) for student in students_of_round(config, k)]
+    if oracle:
+        planned.append((Step(1, ORACLE), oracle_settings(config)))
+    for step, extra in planned:
+        try:
+            if step.role == PSEUDOLABEL:
+                labeling, _ = split_labeling_settings(label_settings(config, NOT_YET_WRITTEN))
+                LabelingConfig(**({"output_dir": NOT_YET_WRITTEN} | labeling)).validate()
+            else:
+                resolved_settings(train_settings(config, step, NOT_YET_WRITTEN) | extra, step).validate()
+        except ValueError as error:
+            raise ValueError(f"{config_path}, round {step.round} {step.role}: {error}") from None
+
+
 def run_iteration(
     work_dir: str,
     last_round: int,
@@ -310,6 +360,7 @@ def run_iteration(
         raise ValueError(f"--round must be >= 0, got {last_round}")
     if last_round > len(config["rounds"]):
         raise ValueError(f"--round={last_round} but {config_path} defines only {len(config['rounds'])} student rounds")
+    check_steps(config, last_round, oracle, config_path)
     fileio.check_writable_dir(work_dir, "--work_dir")
     check_data(config)
     if oracle:
@@ -323,20 +374,11 @@ def run_iteration(
         previous_export = export.export_dir(model_of_round[k - 1])
         labeling = Step(k, PSEUDOLABEL)
         pseudo_dir = labeling.directory(work_dir)
-        label_settings = {
-            "input": config["unlabeled"]["dataset"],
-            "split": config["unlabeled"].get("split"),
-            "teacher": previous_export,
-        } | config["pseudolabel"]
-        command = [sys.executable, "-m", "pseudolabel.run", f"--output_dir={pseudo_dir}", *_console_flags()] + [
-            f"--{key}={value}" for key, value in label_settings.items() if value is not None
-        ]
+        settings = label_settings(config, previous_export)
+        command = [sys.executable, "-m", "pseudolabel.run", f"--output_dir={pseudo_dir}", *_console_flags()]
         marker = outputs.stats_path(pseudo_dir)
-        run_step(manifest, labeling, command, label_settings, marker, {"output_dir": pseudo_dir})
-        students = [Step(k, STUDENT)]
-        if config.get("ablation_round") == k:
-            students.append(Step(k, STUDENT_NO_NOISE))
-        for student in students:
+        run_step(manifest, labeling, command + as_flags(settings), settings, marker, {"output_dir": pseudo_dir})
+        for student in students_of_round(config, k):
             extra = {"unlabeled_dataset": outputs.dataset_spec(pseudo_dir)}
             student_flags = [f"--teacher={previous_export}"] + (
                 ["--no_noise"] if student.role == STUDENT_NO_NOISE else []
@@ -344,9 +386,7 @@ def run_iteration(
             _run_training(manifest, student, config, work_dir, student_flags, extra)
         model_of_round[k] = Step(k, STUDENT).directory(work_dir)
     if oracle:
-        truth = config["oracle"]
-        extra = {"unlabeled_dataset": truth["dataset"], "unlabeled_split": truth.get("split"), "label_type": "hard"}
-        _run_training(manifest, Step(1, ORACLE), config, work_dir, [], extra)
+        _run_training(manifest, Step(1, ORACLE), config, work_dir, [], oracle_settings(config))
     return report.write_report(work_dir, manifest, config, last_round)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.iterate import load_config, resolved_settings, run_iteration, train_settings
+from pipelines.iterate import check_steps, load_config, resolved_settings, run_iteration, train_settings
 from pipelines.manifest import ORACLE, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
 from pipelines.report import comparisons, gap_closed
 
@@ -99,6 +99,30 @@ def test_a_value_of_the_wrong_type_is_named_by_its_path(tmp_path, section, key, 
     with pytest.raises(ValueError) as error:
         load_config(path)
     assert str(error.value) == f"{path}: {message}"
+
+
+def test_every_step_is_checked_before_round_0(tmp_path):
+    """A bad value for round 2's student, or for the labeling, fails in a second, naming round, step and setting,
+    before anything is written; steps past --round are not checked."""
+    path = write_config(tmp_path, lambda config: config["rounds"].__setitem__(1, {"randaugment_magnitude": -1}))
+    with pytest.raises(ValueError) as error:
+        run_iteration(str(tmp_path / "run"), 2, path)
+    assert str(error.value) == f"{path}, round 2 student: --randaugment_magnitude must be >= 0, got -1"
+    assert not (tmp_path / "run").exists()  # no teacher directory, no manifest
+    check_steps(load_config(path), 1, False, path)  # round 2 is not run: not checked
+
+    path = write_config(tmp_path, lambda config: config["pseudolabel"].update(confidence_threshold=1.5))
+    with pytest.raises(ValueError) as error:
+        run_iteration(str(tmp_path / "run"), 2, path)
+    assert str(error.value) == f"{path}, round 1 pseudolabel: --confidence_threshold must be in [0, 1], got 1.5"
+    assert not (tmp_path / "run").exists()
+
+    path = write_config(tmp_path, lambda config: config["student"].update(optimizer="lamb"))
+    with pytest.raises(ValueError, match=r"x.json, round 1 student: --optimizer must be one of \['rmsprop',"):
+        check_steps(load_config(path), 2, False, path)
+    # Without validation data (held out later, pipelines/holdout.py) the steps are checked all the same.
+    path = write_config(tmp_path, lambda config: config.update(validation=None, test=None))
+    check_steps(load_config(path), 2, True, path)
 
 
 def test_run_iteration_script_rejects_unknown_arguments():
