@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ from efficientnet.data.datasets import open_source
 from efficientnet.data.source import EVAL, TRAIN
 from efficientnet.model import export
 from efficientnet.train.config import TrainConfig, student_config
-from efficientnet.util import cli, fileio
+from efficientnet.util import cli, fileio, runlock, stopping
 from efficientnet.util.settings import check_values, unknown_setting
 from pipelines import holdout, report
 from pipelines.manifest import DATA_ROLES, ORACLE, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
@@ -197,14 +198,39 @@ def run_step(manifest: Manifest, step: Step, command: list[str], settings: dict,
     print(f"[{step.name}] running: {' '.join(command)}", file=sys.stderr, flush=True)
     start = time.time()
     manifest.record(step, {"status": "running", "command": command, "settings": settings, "outputs": outputs})
-    result = subprocess.run(command, check=False)
-    if result.returncode != 0:
-        raise StepFailed(f"step {step.name} failed with exit code {result.returncode}: {' '.join(command)}")
+    returncode, stop = run_child(command)
+    if stop.requested:
+        raise cli.Stopped(f"stopped by {stop.name} during step {step.name}; rerun the same command to resume")
+    if returncode != 0:
+        raise StepFailed(f"step {step.name} failed with exit code {returncode}: {' '.join(command)}")
     seconds = round(time.time() - start, 1)
     manifest.record(
         step, {"status": "done", "command": command, "settings": settings, "outputs": outputs, "seconds": seconds}
     )
     print(f"[{step.name}] finished in {seconds:.0f}s", file=sys.stderr, flush=True)
+
+
+def run_child(command: list[str]) -> tuple[int, stopping.StopRequest]:
+    """Runs `command` to its end, passing SIGTERM on to it; returns its exit code and the stop request.
+
+    A scheduler or a preempted VM signals this process only: the step it runs
+    is told too, so that it checkpoints and exits instead of running on
+    without its parent. Ctrl-C is not passed on, because a terminal sends it
+    to the step already.
+    """
+    children: list[subprocess.Popen] = []
+
+    def forward(signum: int) -> None:
+        if signum == signal.SIGTERM:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)
+
+    with stopping.requests(forward=forward) as stop:
+        children.append(subprocess.Popen(command))
+        if stop.requested:  # signalled while the step was starting
+            forward(stop.signal)
+        return children[0].wait(), stop
 
 
 def train_settings(config: dict[str, Any], step: Step, model_dir: str) -> dict[str, Any]:
@@ -414,10 +440,12 @@ def main(argv):
     own_data = bool(data["labeled"])
     config_path = _CONFIG.value or (OWN_DATA_CONFIG if own_data else DIGITS_CONFIG)
     work_dir = _WORK_DIR.value or ("runs/own-data" if own_data else "runs/digits")
+    fileio.check_writable_dir(work_dir, "--work_dir")
     try:
-        summary = run_iteration(
-            work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data, oracle=_ORACLE.value
-        )
+        with runlock.hold(work_dir, "--work_dir"):
+            summary = run_iteration(
+                work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data, oracle=_ORACLE.value
+            )
     except StepFailed as error:
         print(f"error: {error}; rerun the same command to resume", file=sys.stderr)
         sys.exit(1)

@@ -34,6 +34,11 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
+def lock_path(output_dir: str) -> str:
+    """The run lock of `output_dir` (efficientnet/util/runlock.py): beside it, since a commit replaces it whole."""
+    return f"{output_dir.rstrip('/')}.lock"
+
+
 def temporary_dir(output_dir: str) -> str:
     return f"{output_dir.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
 

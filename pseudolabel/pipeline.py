@@ -53,7 +53,8 @@ from efficientnet.data import records
 from efficientnet.data.datasets import open_source
 from efficientnet.data.digits import digits_withheld_labels
 from efficientnet.model import export
-from efficientnet.util import fileio
+from efficientnet.util import fileio, runlock, stopping
+from efficientnet.util.cli import Stopped
 from efficientnet.util.settings import check_choices, setting
 from pseudolabel import balance, commit, launch, outputs, stats, targets, write
 from pseudolabel.inference import LabeledBatch, LabelImages, WorkerTeacher
@@ -150,27 +151,43 @@ def run_labeling(config: LabelingConfig, pipeline_args: list[str] | None = None)
     """
     if launch.is_dry_run(pipeline_args):
         raise ValueError("--dry_run=True builds the job without running it: call dry_run_labeling")
-    pipeline = launch.new_pipeline(pipeline_args)
-    job = _prepare(config, pipeline)
+    config.validate()
     fileio.check_writable_dir(os.path.dirname(config.output_dir.rstrip("/")) or ".", "the parent of --output_dir")
-    recovered = commit.recover_interrupted_commit(config.output_dir)
-    if recovered:
-        logging.warning("an earlier run was killed while replacing its output: %s", recovered)
-    for leftover in commit.discard_leftovers(config.output_dir):
-        logging.warning("removed the leftovers of an interrupted run: %s", leftover)
-    work_dir = commit.temporary_dir(config.output_dir)
-    try:
-        fileio.write_json(os.path.join(work_dir, outputs.CONFIG_FILE), dataclasses.asdict(config) | job.settings)
-        for scratch in (SPILL_DIR, PARTS_DIR):
-            tf.io.gfile.makedirs(os.path.join(work_dir, scratch))
-        job.build(pipeline, work_dir)
-        launch.run(pipeline).wait_until_finish()
-        for scratch in (SPILL_DIR, PARTS_DIR):
-            commit.discard(os.path.join(work_dir, scratch))
-        commit.commit(work_dir, config.output_dir)
-    except BaseException:
-        commit.discard(work_dir)
-        raise
+    # Held from before the teacher loads, so that a second run refuses at
+    # once, and before the leftovers of other runs are removed: a live run's
+    # temporary directory is not a leftover.
+    with runlock.hold(config.output_dir, "--output_dir", path=commit.lock_path(config.output_dir)):
+        pipeline = launch.new_pipeline(pipeline_args)
+        job = _prepare(config, pipeline)
+        recovered = commit.recover_interrupted_commit(config.output_dir)
+        if recovered:
+            logging.warning("an earlier run was killed while replacing its output: %s", recovered)
+        for leftover in commit.discard_leftovers(config.output_dir):
+            logging.warning("removed the leftovers of an interrupted run: %s", leftover)
+        work_dir = commit.temporary_dir(config.output_dir)
+        try:
+            # Nothing is committed before the pipeline has finished, so a
+            # signal stops it at once; the previous output stays as it was.
+            with stopping.requests(interrupt=True):
+                fileio.write_json(
+                    os.path.join(work_dir, outputs.CONFIG_FILE), dataclasses.asdict(config) | job.settings
+                )
+                for scratch in (SPILL_DIR, PARTS_DIR):
+                    tf.io.gfile.makedirs(os.path.join(work_dir, scratch))
+                job.build(pipeline, work_dir)
+                launch.run(pipeline).wait_until_finish()
+            for scratch in (SPILL_DIR, PARTS_DIR):
+                commit.discard(os.path.join(work_dir, scratch))
+            commit.commit(work_dir, config.output_dir)
+        except stopping.Interrupted as signal_name:
+            commit.discard(work_dir)
+            raise Stopped(
+                f"stopped by {signal_name} while labeling; {config.output_dir} was not touched; "
+                "rerun the same command to label again"
+            ) from None
+        except BaseException:
+            commit.discard(work_dir)
+            raise
     return fileio.read_json(outputs.stats_path(config.output_dir))
 
 

@@ -12,7 +12,9 @@ random-generator states, step), then rebuild the input pipeline positioned at
 that step (`TrainingRun.run_steps`). Because the pipeline is deterministic
 under the seed, a run killed at any moment and restarted ends with the same
 step count and the same weights as an uninterrupted one, up to float
-reduction order.
+reduction order. SIGTERM (a preempted VM) saves a checkpoint after the
+current step and stops, so the rerun loses nothing; the chief holds the
+model_dir's run lock while it trains (docs/training.md#stopping-resuming-and-sharing-a-directory).
 
 Several replicas or workers (docs/training.md#across-replicas) each read
 their own files, or with `--input_sharding=exact` train on the same global
@@ -26,6 +28,7 @@ checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -52,8 +55,8 @@ from efficientnet.train.config import TrainConfig, check_resumable
 from efficientnet.train.distribute import check_batch_split, is_chief, make_strategy, peer_lost, set_precision
 from efficientnet.train.ema import EMA
 from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig
-from efficientnet.util import fileio
-from efficientnet.util.cli import one_line
+from efficientnet.util import fileio, runlock, stopping
+from efficientnet.util.cli import Stopped, one_line
 from efficientnet.util.progress import format_duration, seconds_left
 
 CHECKPOINT_DIR = "checkpoints"
@@ -179,18 +182,32 @@ def train(config: TrainConfig, data: Data | None = None) -> dict[str, Any]:
     data = data or open_data(config)
     if config.data_service:
         service.check_answers(config.data_service)
-    if is_chief(strategy):
+    chief = is_chief(strategy)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if chief:
         fileio.check_writable_dir(config.model_dir, "--model_dir")
-    run = TrainingRun.start(config, data, strategy)
-    try:
-        run.run_steps()
-    except tf.errors.UnavailableError as error:
-        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            raise
-        raise peer_lost(error, os.path.join(config.model_dir, CHECKPOINT_DIR)) from None
-    finally:
-        run.close()
-    return run.export() if run.chief else {}
+    lock = runlock.hold(config.model_dir, "--model_dir") if chief else contextlib.nullcontext()
+    # A checkpoint is a collective under several workers: one worker told to
+    # stop cannot save alone, so there a signal ends the worker as before
+    # (its peers stop with `peer_lost`) and the run resumes from the last
+    # periodic checkpoint.
+    signals = contextlib.nullcontext(stopping.StopRequest()) if multi_worker else stopping.requests()
+    with lock, signals as stop:
+        run = TrainingRun.start(config, data, strategy)
+        try:
+            run.run_steps(stop)
+        except tf.errors.UnavailableError as error:
+            if not multi_worker:
+                raise
+            raise peer_lost(error, os.path.join(config.model_dir, CHECKPOINT_DIR)) from None
+        finally:
+            run.close()
+        if stop.requested:
+            raise Stopped(
+                f"stopped by {stop.name} after the last step, before the export (the checkpoint is saved); "
+                "rerun the same command to evaluate and export"
+            )
+        return run.export() if run.chief else {}
 
 
 @dataclasses.dataclass
@@ -290,8 +307,14 @@ class TrainingRun:
         unlabeled = stream(data.unlabeled, config.unlabeled_split, config.unlabeled_batch_size(), config.seed + 1)
         return tf.data.Dataset.zip(labeled, unlabeled)
 
-    def run_steps(self) -> None:
-        """The step loop: distributed train step, EMA, progress lines, checkpoints."""
+    def run_steps(self, stop: stopping.StopRequest | None = None) -> None:
+        """The step loop: distributed train step, EMA, progress lines, checkpoints.
+
+        When `stop` is requested (SIGTERM: a preempted VM has seconds left) the
+        loop saves a checkpoint after the current step and raises `Stopped`;
+        the rerun resumes at that step exactly, as after any checkpoint.
+        """
+        stop = stop or stopping.StopRequest()
         config, start, steps = self.config, int(self.step.numpy()), self.total_steps
         if start >= steps:
             return
@@ -305,8 +328,15 @@ class TrainingRun:
             self.ema.update(self.step)
             if done % config.log_every_steps == 0 or done == steps:
                 progress.report(done, parts, float(self.optimizer.learning_rate))
-            if done % config.checkpoint_every_steps == 0 or done == steps:
-                self.checkpoints.save(checkpoint_number=done)  # on every worker: a collective
+            stopping_now = stop.requested and done < steps
+            if done % config.checkpoint_every_steps == 0 or done == steps or stopping_now:
+                saved = self.checkpoints.save(checkpoint_number=done)  # on every worker: a collective
+            if stopping_now:
+                progress.close()
+                raise Stopped(
+                    f"stopped by {stop.name} at step {done}/{steps}; saved {saved}; "
+                    "rerun the same command to resume from there"
+                )
         progress.close()
 
     def close(self) -> None:

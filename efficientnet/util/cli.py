@@ -6,7 +6,8 @@ Python traceback, and scripts calling the tools need a non-zero exit code.
 (`ValueError`, which includes unknown registry names, and missing files) are
 printed on one line as `error: …` and exit with status 2. A run stopped by
 something outside the program (`Stopped`: a worker of a multi-worker run
-died) is one line too, saying how to resume, and exits with status 1.
+died, SIGTERM stopped it) is one line too, saying how to resume, and exits
+with status 1, as does a full disk (`disk_full`), whatever library raised it.
 Anything else is a bug and keeps its traceback. A flag the program does not
 define is an error too, named with the nearest one it does define
 (`unknown_flag`): absl's own message names the nearest of every flag in the
@@ -16,6 +17,8 @@ process, TensorFlow's included, and exits with status 1.
 from __future__ import annotations
 
 import difflib
+import errno
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import NoReturn
@@ -56,6 +59,32 @@ def unknown_flag(name: str, known: Iterable[str] | None = None) -> str:
     return f"--{name}: unknown flag" + (f"; did you mean --{nearest[0]}?" if nearest else " (--helpshort lists them)")
 
 
+def disk_full(error: BaseException) -> str | None:
+    """The one-line message for an error caused by a full disk, else None.
+
+    A full disk reaches us as OSError(ENOSPC) from Python, as TensorFlow's
+    `ResourceExhaustedError` ("PATH; No space left on device") from its file
+    system, and wrapped in a RuntimeError by Beam; the path is named where
+    the error holds one. Every writer writes to a temporary name and renames
+    it into place, so what was written before stays intact.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return _disk_full_line(error.filename)
+        found = re.search(r"(?:(\S+?);? )?No space left on device", str(error))
+        if found:
+            return _disk_full_line(found.group(1))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _disk_full_line(path: str | None) -> str:
+    where = f" writing {path}" if path else ""
+    return f"no space left on device{where}; what was written before is intact: free space and rerun the same command"
+
+
 def _exit_with(message: str, status: int) -> NoReturn:
     print(f"error: {one_line(message)}", file=sys.stderr)
     sys.exit(status)
@@ -78,5 +107,10 @@ def run(main: Callable[[list[str]], None]) -> None:
             _exit_with(str(error), EXIT_USER_ERROR)
         except Stopped as error:
             _exit_with(str(error), EXIT_STOPPED)
+        except Exception as error:
+            message = disk_full(error)
+            if message is None:
+                raise
+            _exit_with(message, EXIT_STOPPED)
 
     app.run(guarded, flags_parser=_parse_flags)

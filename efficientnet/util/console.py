@@ -138,6 +138,9 @@ def quiet_native_logs(argv: list[str] | None = None) -> bool:
     # its internals, not the labeling run; its warnings and errors stay. absl's handler formats them like
     # the project's own logging, so they are silenced at the source rather than by the filter.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    # An exception in a transform reaches the launcher, which reports it (one line for a full disk,
+    # a traceback for a bug); the in-process worker's ERROR log of the same traceback only doubles it.
+    logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
     if not hasattr(os, "fork"):
         return False
     _installed = _install(has_nvidia_gpu())

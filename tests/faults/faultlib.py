@@ -68,19 +68,48 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def kill_when(process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 240) -> None:
-    """SIGKILLs the process group as soon as `condition()` holds; fails if it never does."""
+def _wait_for(process: subprocess.Popen, condition: Callable[[], bool], timeout: float) -> None:
     deadline = time.time() + timeout
     while not condition():
         if process.poll() is not None:
-            pytest.fail(f"the process ended (exit {process.returncode}) before it could be killed mid-run")
+            pytest.fail(f"the process ended (exit {process.returncode}) before it could be stopped mid-run")
         if time.time() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail("the kill condition never held")
+            pytest.fail("the stop condition never held")
         time.sleep(0.05)
+
+
+def kill_when(process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 240) -> None:
+    """SIGKILLs the process group as soon as `condition()` holds; fails if it never does."""
+    _wait_for(process, condition, timeout)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     process.stderr.close()
+
+
+def terminate_when(
+    process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """Sends SIGTERM to the process alone, as a scheduler or a preempted VM does, as soon as
+    `condition()` holds; returns how it ended (its stderr included) once it has."""
+    _wait_for(process, condition, timeout)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
+
+
+def processes_naming(text: str) -> list[str]:
+    """The command lines of the running processes that contain `text` (to find orphans)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in command:
+            found.append(command)
+    return found
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:

@@ -15,10 +15,15 @@ error in test_training.py, pseudolabel.run's bad input in test_pseudolabel.py.
 """
 
 import collections
+import contextlib
 import dataclasses
 import io
 import json
+import os
 import re
+import socket
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,10 +38,13 @@ from PIL import Image
 from efficientnet.data import records
 from efficientnet.model import export, scaling
 from efficientnet.model.network import build_from_config
+from efficientnet.util import runlock
+from pseudolabel import commit
 
 RUN = "{run}"  # each case's own output directory
 TEACHER = "{teacher}"  # the session teacher's export: the cases without it start while it trains (see `results`)
 (UNANSWERED_PORT,) = free_ports(1)  # nothing listens there
+HOLDER = f"pid {os.getpid()} on {socket.gethostname()}"  # this process holds the busy directories' locks
 TRAIN_FLAGS = [*TINY_FLAGS, "--batch_size=4", "--train_steps=3", "--warmup_epochs=0", "--log_every_steps=1"]
 
 
@@ -82,6 +90,13 @@ def write_inputs(root: Path) -> Path:
             records.encode_pseudo_label(tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy(), np.full(10, 0.1))
         )
     (root / "a_file").write_text("a file where a directory is needed")
+    # The lock of a run that was killed: its process no longer exists.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (root / "out" / "stale-lock").mkdir(parents=True)
+    (root / "out" / "stale-lock" / runlock.LOCK_FILE).write_text(
+        json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": time.time(), "heartbeat": time.time()})
+    )
     (root / "corrupt_run").mkdir()
     (root / "corrupt_run" / "rounds.json").write_text('{"steps": {"round0/teacher": {"status": "do')
 
@@ -266,6 +281,24 @@ def cases(root) -> list[Case]:
             writes_nothing=True,
         ),
         Case(
+            "second run on one model_dir",
+            ["teacher.train", f"--model_dir={root}/busy/model", *TRAIN_FLAGS],
+            "is in use by another run",
+            (f"--model_dir {root}/busy/model", HOLDER),
+        ),
+        Case(
+            "second run on one output_dir (labeling)",
+            [*label, f"--teacher={root}/two_classes", f"--output_dir={root}/busy/pseudo"],
+            "is in use by another run",
+            (f"--output_dir {root}/busy/pseudo", HOLDER),
+        ),
+        Case(
+            "second run on one work_dir (iteration)",
+            ["pipelines.iterate", "--round=0", f"--work_dir={root}/busy/work"],
+            "is in use by another run",
+            (f"--work_dir {root}/busy/work", HOLDER),
+        ),
+        Case(
             "corrupt rounds.json",
             ["pipelines.iterate", "--round=0", f"--work_dir={root}/corrupt_run"],
             "rounds.json is not valid JSON",
@@ -291,6 +324,7 @@ def format_runs(root) -> dict[str, list[str]]:
             "--confidence_threshold=0",
             "--images_per_class=0",
         ],
+        "stale lock": ["teacher.train", f"--model_dir={root}/out/stale-lock", *TRAIN_FLAGS],
         "flat labeling": [
             "pseudolabel.run",
             f"--input=folder:{root}/flat",
@@ -340,7 +374,12 @@ def bad_input_scenario(work_dir: Path, teacher) -> dict:
     batches = sorted(shared.values(), key=len, reverse=True)
     without_teacher = [batch for batch in batches if not any(TEACHER in a for job in batch for a in job.command)]
     outcome = {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # The "second run" cases meet these, held by this process as a run would hold them.
+    busy = [("model", runlock.lock_path), ("pseudo", commit.lock_path), ("work", runlock.lock_path)]
+    with contextlib.ExitStack() as locks, ThreadPoolExecutor(max_workers=2) as pool:
+        for name, lock_path in busy:
+            directory = str(inputs / "busy" / name)
+            locks.enter_context(runlock.hold(directory, "--test", path=lock_path(directory)))
         futures = [pool.submit(run_batch, batch, None, inputs / "driver") for batch in without_teacher]
         teacher_export = teacher()
         with_teacher = [batch for batch in batches if batch not in without_teacher]
@@ -430,6 +469,14 @@ def test_labeling_reads_a_flat_folder_as_an_unlabeled_corpus(inputs, results):
     assert "labeled 3 images (0 undecodable)" in result.stdout
 
 
+@pytest.mark.slow  # real CLI processes
+def test_the_lock_of_a_killed_run_is_taken_over(inputs, results):
+    result = results["formats stale lock"]
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert f"took over {inputs}/out/stale-lock/run.lock from a run that is gone" in result.stderr
+    assert not (inputs / "out" / "stale-lock" / "run.lock").exists()
+
+
 def readme_table() -> dict[str, str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Bad input → behaviour", 1)[1].split("\n## ", 1)[0]
@@ -453,6 +500,9 @@ def test_readme_table_documents_every_case():
         "killed run (SIGKILL)",
         "a worker of a multi-worker run dies",  # tests/faults/test_faults_workers.py
         "fewer files than workers (`--input_sharding=files`)",  # tests/test_distributed.py
-        "truncated newest checkpoint (a disk filled, a copy cut short)",  # tests/test_training.py
+        "truncated newest checkpoint (a disk filled, a copy cut short)",  # test_faults_signals.py
+        "lock left by a killed run",
+        "SIGTERM (preemption, `timeout`, a scheduler; Ctrl-C likewise)",  # test_faults_signals.py
+        "disk full",  # test_faults_disk.py
     ):
         assert name in rows, name
