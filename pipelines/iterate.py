@@ -391,6 +391,12 @@ def run_iteration(
     check_data(config)
     if oracle:
         check_oracle_data(config)
+    with runlock.hold(work_dir, "--work_dir"):  # each step locks its own directory too
+        return _run_rounds(work_dir, last_round, config, oracle)
+
+
+def _run_rounds(work_dir: str, last_round: int, config: dict[str, Any], oracle: bool) -> dict[str, Any]:
+    """The steps of a checked config, each skipped when `rounds.json` records it as done; then the report."""
     manifest = Manifest(work_dir)
     config = hold_out_validation(config, manifest, work_dir)
     teacher = Step(0, TEACHER)
@@ -440,12 +446,10 @@ def main(argv):
     own_data = bool(data["labeled"])
     config_path = _CONFIG.value or (OWN_DATA_CONFIG if own_data else DIGITS_CONFIG)
     work_dir = _WORK_DIR.value or ("runs/own-data" if own_data else "runs/digits")
-    fileio.check_writable_dir(work_dir, "--work_dir")
     try:
-        with runlock.hold(work_dir, "--work_dir"):
-            summary = run_iteration(
-                work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data, oracle=_ORACLE.value
-            )
+        summary = run_iteration(
+            work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data, oracle=_ORACLE.value
+        )
     except StepFailed as error:
         print(f"error: {error}; rerun the same command to resume", file=sys.stderr)
         sys.exit(1)

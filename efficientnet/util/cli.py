@@ -95,6 +95,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
         return flags.FLAGS(argv)
     except flags.UnrecognizedFlagError as error:
         _exit_with(unknown_flag(error.flagname), EXIT_USER_ERROR)
+    except flags.Error as error:  # a value the flag's type refuses: "flag --batch_size=abc: …"
+        _exit_with(str(error), EXIT_USER_ERROR)
 
 
 def run(main: Callable[[list[str]], None]) -> None:

@@ -97,6 +97,11 @@ def write_inputs(root: Path) -> Path:
     (root / "out" / "stale-lock" / runlock.LOCK_FILE).write_text(
         json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": time.time(), "heartbeat": time.time()})
     )
+    digits_config = json.loads((ROOT / "configs" / "digits.json").read_text())
+    digits_config["rounds"] = [{}, {"randaugment_magnitud": 7}]
+    (root / "typo.json").write_text(json.dumps(digits_config))
+    digits_config["rounds"] = [{}, {"randaugment_magnitude": -1}]
+    (root / "round2.json").write_text(json.dumps(digits_config))
     (root / "corrupt_run").mkdir()
     (root / "corrupt_run" / "rounds.json").write_text('{"steps": {"round0/teacher": {"status": "do')
 
@@ -278,6 +283,26 @@ def cases(root) -> list[Case]:
             "model file holding a Lambda layer (labeling)",
             [*label, f"--teacher={root}/lambda", f"--output_dir={RUN}"],
             "cannot be loaded in safe mode: Requested the deserialization of a `Lambda` layer",
+            writes_nothing=True,
+        ),
+        Case(
+            "flag value of the wrong type",
+            [*train, "--batch_size=abc"],
+            "flag --batch_size=abc: invalid literal for int() with base 10: 'abc'",
+            writes_nothing=True,
+        ),
+        Case(
+            "unknown key in a round config",
+            ["pipelines.iterate", "--round=2", f"--config={root}/typo.json", f"--work_dir={RUN}"],
+            "rounds[1].randaugment_magnitud: unknown setting; did you mean randaugment_magnitude?",
+            (f"{root}/typo.json",),
+            writes_nothing=True,
+        ),
+        Case(
+            "bad value in a later round's config",
+            ["pipelines.iterate", "--round=2", f"--config={root}/round2.json", f"--work_dir={RUN}"],
+            "round 2 student: --randaugment_magnitude must be >= 0, got -1",
+            (f"{root}/round2.json",),
             writes_nothing=True,
         ),
         Case(
