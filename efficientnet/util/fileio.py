@@ -89,5 +89,10 @@ def copy_file(source: str, destination: str) -> None:
     """Copies a (typically local, freshly written) file into place atomically."""
     tf.io.gfile.makedirs(os.path.dirname(destination) or ".")
     temporary = _temporary_name(destination)
-    tf.io.gfile.copy(source, temporary, overwrite=True)
-    tf.io.gfile.rename(temporary, destination, overwrite=True)
+    try:
+        tf.io.gfile.copy(source, temporary, overwrite=True)
+        tf.io.gfile.rename(temporary, destination, overwrite=True)
+    except BaseException:  # a full disk leaves a partial copy: never a file nobody removes
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+        raise

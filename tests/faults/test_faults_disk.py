@@ -5,7 +5,7 @@ The runs write into a tmpfs mounted in a mount namespace of their own
 namespaces are allowed): sized to hold one checkpoint of the tiny teacher but
 not two, then enlarged (`mount -o remount,size=…`) as a user freeing space
 would, and for the labeling job sized to what its previous output already
-uses plus a little. Each failure must be one line naming the path and exit 1,
+uses plus a little (and for the export, to one more checkpoint and a little). Each failure must be one line naming the path and exit 1,
 the files committed before must be unchanged, and the rerun must finish.
 
 The namespace ends with its processes, and the tmpfs with it, so the steps
@@ -55,6 +55,10 @@ def inside(result_path: Path, mount: Path) -> None:
     training = cli("teacher.train", f"--model_dir={mount}/teacher", *TRAIN)
     seen["training full"] = _outcome(run(training))
     seen["checkpoints after"] = sorted(path.name for path in (mount / "teacher" / "checkpoints").iterdir())
+    _resize(mount, _used_kib(mount) + CHECKPOINT_KIB + 300)  # room for the last checkpoint, not the export
+    seen["export full"] = _outcome(run(training))
+    export = mount / "teacher" / "export"
+    seen["in the export"] = sorted(path.name for path in export.iterdir()) if export.exists() else []
     _resize(mount, 30_000)
     seen["training rerun"] = _outcome(run(training))
 
@@ -67,8 +71,9 @@ def inside(result_path: Path, mount: Path) -> None:
         "--confidence_threshold=0",
         "--num_shards=2",
     )
-    first = run(labeling)
-    assert first.returncode == 0, first.stderr[-3000:]
+    (mount / "pseudo").mkdir()  # an earlier output (a stand-in: what matters is that it stays as it was)
+    (mount / "pseudo" / "stats.json").write_text('{"num_records": 1}')
+    (mount / "pseudo" / "pseudo-00000-of-00001.tfrecord").write_bytes(b"an earlier run's records")
     seen["labels before"] = _digests(mount / "pseudo")
     _resize(mount, _used_kib(mount) + 200)
     seen["labeling full"] = _outcome(run(labeling))
@@ -108,16 +113,21 @@ def seen(background_outcome) -> dict:
     return background_outcome
 
 
-def test_a_checkpoint_on_a_full_disk_is_one_line_and_the_rerun_resumes(seen):
+def test_a_checkpoint_or_export_on_a_full_disk_is_one_line_and_the_rerun_finishes(seen):
     full, mount = seen["training full"], seen["mount"]
     assert full["returncode"] == 1, full["stderr"]
     assert "Traceback" not in full["stderr"]
     assert full["line"].startswith(f"error: no space left on device writing {mount}/teacher/checkpoints/ckpt-20")
     assert full["line"].endswith("what was written before is intact: free space and rerun the same command")
     assert {"ckpt-10.index", "ckpt-10.data-00000-of-00001", "checkpoint"} <= set(seen["checkpoints after"])
+    export_full = seen["export full"]
+    assert export_full["returncode"] == 1, export_full["stderr"]
+    assert f"resumed from {mount}/teacher/checkpoints/ckpt-10 at step 10" in export_full["stderr"]
+    assert export_full["line"].startswith(f"error: no space left on device writing {mount}/teacher/export/")
+    assert seen["in the export"] == []  # no partial copy left behind
     rerun = seen["training rerun"]
     assert rerun["returncode"] == 0, rerun["stderr"]
-    assert f"resumed from {mount}/teacher/checkpoints/ckpt-10 at step 10" in rerun["stderr"]
+    assert f"resumed from {mount}/teacher/checkpoints/ckpt-20 at step 20" in rerun["stderr"]
 
 
 def test_labels_on_a_full_disk_are_one_line_and_leave_the_previous_output_intact(seen):

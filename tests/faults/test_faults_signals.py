@@ -10,7 +10,7 @@ through the real CLIs; and the faults a rerun meets after it.
   that filled, a copy cut short): the rerun resumes from the one before with
   one warning naming both, and finishes.
 - A labeling run stopped mid-pipeline leaves the previous output exactly as
-  it was and no temporary directory; a labeling run killed between its two
+  it was (a stand-in with its stats.json) and no temporary directory; a labeling run killed between its two
   commit renames (its previous output left at `OUTPUT.old-*`) is put back by
   the next run.
 """
@@ -71,7 +71,7 @@ def iteration_stopped(work_dir) -> dict:
     config = json.loads((ROOT / "configs" / "digits.json").read_text())
     config["train"] |= {"checkpoint_every_steps": EVERY, "log_every_steps": EVERY, "batch_size": 16}
     config["teacher"] = {"train_steps": STEPS, "warmup_epochs": 0}
-    config["robustness"] = {"max_examples": 20, "severities": [3]}
+    config["robustness"] = None
     (work_dir / "config.json").write_text(json.dumps(config))
     run_dir = work_dir / "run"
     command = [str(ROOT / "run_iteration.sh"), "--round", "0", "--config", "config.json", "--work_dir", "run"]
@@ -88,10 +88,19 @@ def iteration_stopped(work_dir) -> dict:
     return seen | {"run_dir": run_dir}
 
 
+def previous_output(output_dir) -> None:
+    """What a job replacing an earlier output finds: a complete output has its stats.json."""
+    output_dir.mkdir()
+    (output_dir / "stats.json").write_text('{"num_records": 1}')
+    (output_dir / "pseudo-00000-of-00001.tfrecord").write_bytes(b"an earlier run's records")
+
+
 def labeling_stopped(work_dir, teacher: str) -> dict:
-    """A complete labeling output; the same job stopped by SIGTERM mid-pipeline; then that output
-    moved to `OUTPUT.old-*` as a kill between the commit renames leaves it, and the job rerun."""
+    """A labeling job stopped by SIGTERM mid-pipeline while it would replace a previous output;
+    then that output moved to `OUTPUT.old-*` as a kill between the commit renames leaves it, and
+    the job rerun."""
     output_dir = work_dir / "pseudo"
+    previous_output(output_dir)
     command = cli(
         "pseudolabel.run",
         "--input=digits",
@@ -100,8 +109,6 @@ def labeling_stopped(work_dir, teacher: str) -> dict:
         f"--output_dir={output_dir}",
         "--num_shards=2",
     )
-    first = run(command)
-    assert first.returncode == 0, first.stderr[-4000:]
     before = _digests(output_dir)
     stopped = terminate_when(start(command), lambda: any(work_dir.glob("pseudo.tmp-*/spill")))
     seen = {
@@ -113,6 +120,7 @@ def labeling_stopped(work_dir, teacher: str) -> dict:
     output_dir.rename(work_dir / "pseudo.old-0123abcd")
     seen["recovered"] = run(command)
     seen["after recovery"] = sorted(path.name for path in work_dir.iterdir())
+    seen["records after recovery"] = json.loads((output_dir / "stats.json").read_text())["num_records"]
     return seen
 
 
@@ -193,3 +201,4 @@ def test_a_labeling_run_killed_between_its_commit_renames_is_put_back(background
     assert recovered.returncode == 0, recovered.stderr[-4000:]
     assert "put the previous output" in recovered.stderr and "pseudo.old-0123abcd back at" in recovered.stderr
     assert seen["after recovery"] == ["pseudo"]
+    assert seen["records after recovery"] > 1  # the rerun's own output replaced the one put back
