@@ -2,11 +2,12 @@
 
 The runs write into a tmpfs mounted in a mount namespace of their own
 (`unshare --mount --map-root-user`, so no root is needed where user
-namespaces are allowed): sized to hold one checkpoint of the tiny teacher but
-not two, then enlarged (`mount -o remount,size=…`) as a user freeing space
-would, and for the labeling job sized to what its previous output already
-uses plus a little (and for the export, to one more checkpoint and a little). Each failure must be one line naming the path and exit 1,
-the files committed before must be unchanged, and the rerun must finish.
+namespaces are allowed). It is sized to hold one checkpoint of the tiny
+teacher but not two, then to one more checkpoint but not the export, then
+enlarged (`mount -o remount,size=…`) as a user freeing space would; for the
+labeling job, to what the previous output already uses plus a little. Each
+failure must be one line naming the path and exit 1, the files committed
+before must be unchanged, and the rerun must finish.
 
 The namespace ends with its processes, and the tmpfs with it, so the steps
 run inside one process there (`python test_faults_disk.py RESULT_JSON
