@@ -27,7 +27,7 @@ from cli_driver import run_in_one_process
 from efficientnet import build_model
 from efficientnet.model import export, official_checkpoint, scaling
 from efficientnet.model.inference import Predictor
-from efficientnet.train.loop import initialize_from
+from efficientnet.model.init_from import initialize_from
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=0.25, depth=0.25, resolution=32, small_images=True)

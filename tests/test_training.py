@@ -20,9 +20,10 @@ from efficientnet.data.datasets import open_source
 from efficientnet.model import export, scaling
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.inference import Predictor
+from efficientnet.model.init_from import initialize_from
 from efficientnet.train.config import TrainConfig, check_resumable
 from efficientnet.train.ema import EMA
-from efficientnet.train.loop import initialize_from, restore_newest_readable, train
+from efficientnet.train.loop import restore_newest_readable, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,22 +33,20 @@ import dataclasses
 import math
 import os
 import shutil
-import sys
 import tempfile
-import time
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from efficientnet.data import input_pipeline, preprocessing, randaugment, service
 from efficientnet.data.datasets import open_source
 from efficientnet.data.source import EVAL, TRAIN, Source
-from efficientnet.model import export, official_checkpoint, scaling
+from efficientnet.model import export, scaling
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.inference import Predictor
+from efficientnet.model.init_from import initialize_from
 from efficientnet.model.network import build_from_config
 from efficientnet.train import losses
 from efficientnet.train.config import TrainConfig, check_resumable
@@ -57,7 +55,7 @@ from efficientnet.train.ema import EMA
 from efficientnet.train.schedules import LearningRateSchedule, ScheduleConfig
 from efficientnet.util import fileio, runlock, stopping
 from efficientnet.util.cli import Stopped, one_line
-from efficientnet.util.progress import format_duration, seconds_left
+from efficientnet.util.progress import StepProgress, format_metrics
 
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
@@ -320,14 +318,22 @@ class TrainingRun:
             return
         iterator = iter(self.strategy.distribute_datasets_from_function(lambda context: self.batches(start, context)))
         step_fn = make_train_step(config, self.model, self.optimizer, self.data.num_classes, self.strategy)
-        progress = Progress(config, steps, start, os.path.join(config.model_dir, SUMMARY_DIR) if self.chief else None)
+        progress = StepProgress(
+            steps,
+            start,
+            config.batch_size * (1 + config.unlabel_ratio),
+            os.path.join(config.model_dir, SUMMARY_DIR) if self.chief else None,
+        )
         for done in range(start + 1, steps + 1):
             # The streams repeat forever, and open_data checked that each yields an image.
             parts = step_fn(next(iterator))
             self.step.assign_add(1)
             self.ema.update(self.step)
             if done % config.log_every_steps == 0 or done == steps:
-                progress.report(done, parts, float(self.optimizer.learning_rate))
+                values = {name: float(value) for name, value in parts.items()}  # reading them waits for the step
+                if not math.isfinite(values["loss"]):
+                    raise FloatingPointError(f"loss became {values['loss']} at step {done}; lower the learning rate")
+                progress.report(done, values, float(self.optimizer.learning_rate))
             stopping_now = stop.requested and done < steps
             if done % config.checkpoint_every_steps == 0 or done == steps or stopping_now:
                 saved = self.checkpoints.save(checkpoint_number=done)  # on every worker: a collective
@@ -371,45 +377,8 @@ class TrainingRun:
             }
             class_names = list(data.train.class_names) if data.train.class_names else None
             export.save_export(export_dir, model, self.model_config, class_names=class_names, extra=metadata)
-        logging.info("exported %s: %s", export_dir, _format_metrics(metrics))
+        logging.info("exported %s: %s", export_dir, format_metrics(metrics))
         return metrics
-
-
-class Progress:
-    """Progress lines on stderr and TensorBoard scalars, every --log_every_steps.
-
-    Every worker prints its lines; only the chief, given a `summary_dir`,
-    writes summaries.
-    """
-
-    def __init__(self, config: TrainConfig, total: int, start: int, summary_dir: str | None):
-        self.total = total
-        self.images_per_step = config.batch_size * (1 + config.unlabel_ratio)
-        self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else tf.summary.create_noop_writer()
-        self.last_time, self.last_step = time.time(), start
-
-    def report(self, done: int, parts: dict[str, tf.Tensor], learning_rate: float) -> None:
-        values = {name: float(value) for name, value in parts.items()}
-        if not np.isfinite(values["loss"]):
-            raise FloatingPointError(f"loss became {values['loss']} at step {done}; lower the learning rate")
-        now = time.time()
-        rate = (done - self.last_step) * self.images_per_step / max(now - self.last_time, 1e-9)
-        eta = seconds_left(done * self.images_per_step, self.total * self.images_per_step, rate)
-        print(
-            f"step {done}/{self.total} | {rate:.1f} img/s | {_format_metrics(values)} | "
-            f"lr {learning_rate:.5f} | ETA {format_duration(eta)}",
-            file=sys.stderr,
-            flush=True,
-        )
-        with self.writer.as_default(step=done):
-            for name, value in values.items():
-                tf.summary.scalar(f"loss/{name}", value)
-            tf.summary.scalar("learning_rate", learning_rate)
-            tf.summary.scalar("images_per_second", rate)
-        self.last_time, self.last_step = now, done
-
-    def close(self) -> None:
-        self.writer.flush()
 
 
 def _step_inputs(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -539,51 +508,3 @@ def average_across_replicas(variables: list) -> None:
 def _is_batch_norm(variable) -> bool:
     # Reference: weight decay on every trainable variable except BatchNorm's.
     return "_bn/" in variable.path or variable.path.endswith("_bn")
-
-
-def initialize_from(model: keras.Model, init_from: str, model_config: scaling.ModelConfig) -> None:
-    """Copies weights from Keras's ImageNet EfficientNet, a reference TPU checkpoint or one of our exports.
-
-    `noisy_student:CHECKPOINT` reads a checkpoint of the reference code (a released
-    Noisy Student one by path or by name) with its EMA weights,
-    `noisy_student_raw:CHECKPOINT` with its raw ones (`official_checkpoint`).
-    The classifier is skipped when the number of classes differs (fine-tuning
-    on a new label set); any other shape mismatch is an error.
-    """
-    official = official_checkpoint.parse_init_from(init_from)
-    if official:
-        checkpoint, use_ema = official
-        official_checkpoint.load_official_checkpoint(model, model_config, checkpoint, use_ema=use_ema)
-        return
-    if init_from == "keras":
-        from efficientnet.model.keras_weights import load_keras_applications_weights
-
-        variant = model_config.name.split("-")[-1].upper()
-        application = getattr(keras.applications, f"EfficientNet{variant}", None)
-        if application is None:
-            raise ValueError(f"--init_from=keras: keras.applications has no EfficientNet{variant}")
-        source = application(
-            weights="imagenet",
-            classifier_activation=None,
-            input_shape=(model_config.resolution, model_config.resolution, 3),
-        )
-        load_keras_applications_weights(model, source, include_classifier=model_config.num_classes == 1000)
-        return
-    source, _ = export.load_export(init_from)
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        try:
-            other = source.get_layer(layer.name)
-        except ValueError:
-            raise ValueError(f"--init_from={init_from}: layer {layer.name!r} is missing there") from None
-        shapes = [tuple(w.shape) for w in layer.weights], [tuple(w.shape) for w in other.weights]
-        if shapes[0] != shapes[1]:
-            if layer.name == "logits":
-                continue
-            raise ValueError(f"--init_from={init_from}: layer {layer.name!r} has shapes {shapes[1]}, need {shapes[0]}")
-        layer.set_weights(other.get_weights())
-
-
-def _format_metrics(values: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:.4g}" for name, value in values.items())
