@@ -1,4 +1,4 @@
-# Worker image for the labeling job on Dataflow GPU workers (README, "Pseudo-labeling (Beam)"):
+# Worker image for the labeling job on Dataflow GPU workers (docs/scaling.md#labeling-on-dataflow):
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/noisy-student:latest .
 # Beam's Python 3.11 SDK image of the pinned Beam version (its boot entry point
 # starts the worker), the pinned requirements with TensorFlow's CUDA libraries

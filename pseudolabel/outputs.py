@@ -1,7 +1,7 @@
 """The files of a labeling output directory, named once for every reader.
 
   pseudo-SSSSS-of-NNNNN.tfrecord   the records (efficientnet/data/records.py), sharded
-  stats.json                       counts, histogram, accuracy (see README.md)
+  stats.json                       counts, histogram, accuracy (docs/labeling.md#outputs-and-statsjson)
   config.json                      the resolved labeling settings
   failures.jsonl                   one {"id", "error"} line per undecodable image
 

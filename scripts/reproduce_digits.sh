@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's digits tables, from scratch: every protocol and variant over
+# The digits tables of docs/results.md, from scratch: every protocol and variant over
 # seeds 0, 1 and 2, each run in its own work directory with the oracle bound,
 # then one mean ± std table per variant (pipelines.compare_runs).
 #
@@ -13,7 +13,7 @@
 # TensorFlow thread, into WORK_ROOT/<variant>_one_thread/seedN: one thread fixes
 # the float summation order, so variants that share a teacher recipe (digits and
 # digits_hard_labels) train bit-identical teachers and oracles, and can be
-# compared run for run (README, "Soft vs hard pseudo-labels").
+# compared run for run (docs/results.md#soft-vs-hard-pseudo-labels).
 # Resumable: rerun the same command and finished steps (recorded in each run's
 # rounds.json) are skipped.
 # The tables go to WORK_ROOT/<variant>[_one_thread].md as well as to the console.

@@ -1,8 +1,8 @@
 """Bad input, through the real CLIs: a one-line error naming the problem and
 exit status 2 with nothing written, or the documented handling.
 
-The README's "Bad input → behaviour" table is checked against CASES, so the
-documentation stays what these processes actually do.
+The "Bad input → behaviour" table of docs/errors.md is checked against CASES,
+so the documentation stays what these processes actually do.
 
 A process start is mostly Python and TensorFlow importing, so each CLI's cases
 share one process (tests/cli_driver.py runs the module's own entry block once
@@ -50,7 +50,7 @@ TRAIN_FLAGS = [*TINY_FLAGS, "--batch_size=4", "--train_steps=3", "--warmup_epoch
 
 @dataclasses.dataclass
 class Case:
-    """`name` is the README row; `message` must be in the error line and in that row."""
+    """`name` is the docs/errors.md row; `message` must be in the error line and in that row."""
 
     name: str
     command: list[str]  # the module, then its flags
@@ -502,8 +502,9 @@ def test_the_lock_of_a_killed_run_is_taken_over(inputs, results):
     assert not (inputs / "out" / "stale-lock" / "run.lock").exists()
 
 
-def readme_table() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text()
+def errors_table() -> dict[str, str]:
+    """The rows of docs/errors.md's "Bad input → behaviour" table: first cell → the others."""
+    text = (ROOT / "docs" / "errors.md").read_text()
     section = text.split("## Bad input → behaviour", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
@@ -513,10 +514,10 @@ def readme_table() -> dict[str, str]:
     return rows
 
 
-def test_readme_table_documents_every_case():
-    rows = readme_table()
+def test_errors_table_documents_every_case():
+    rows = errors_table()
     for case in cases(ROOT):
-        assert case.name in rows, f"README 'Bad input → behaviour' lacks a row for {case.name!r}"
+        assert case.name in rows, f"docs/errors.md 'Bad input → behaviour' lacks a row for {case.name!r}"
         assert case.message.replace("|", "\\|") in rows[case.name], (case.name, rows[case.name])
     for name in (
         "corrupt or truncated JPEG",
