@@ -9,7 +9,6 @@ and says that it is an optimistic estimate.
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Any
 
@@ -17,7 +16,7 @@ from efficientnet.data.datasets import open_source
 from efficientnet.data.source import EVAL
 from efficientnet.model.evaluation import evaluate
 from efficientnet.model.inference import Predictor
-from efficientnet.util import fileio
+from efficientnet.util import figures, fileio
 from pipelines.manifest import (
     DATA_ROLES,
     MODEL_ROLES,
@@ -29,6 +28,7 @@ from pipelines.manifest import (
     Manifest,
 )
 from pseudolabel import outputs
+from robustness.report import percent
 
 EVAL_BATCH_SIZE = 256
 REPORT_FILE = "report.json"  # the measured numbers; report.md and report.png are drawn from them
@@ -97,8 +97,11 @@ def gaps_closed(models: list[dict[str, Any]], role: str = "test") -> dict[int, f
     }
 
 
-def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
-    """Plain statements of the effects the method predicts, with measured gaps on `role` data."""
+def effects(models: list[dict[str, Any]], role: str = "test") -> list[str]:
+    """The three effects the method predicts, each a plain statement with its measured gap on
+    `role` data: the student beats its teacher, iterating helps (round k's student vs round
+    k − 1's), and noise helps (the noised vs the un-noised student of the ablation round).
+    A comparison whose two models the run lacks gives no line."""
     by_key = {(row["round"], row["role"]): row for row in models}
     lines = []
 
@@ -117,6 +120,14 @@ def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
         compare(f"student round {k} vs round {k - 1}", (k, STUDENT), (k - 1, STUDENT))
     for k in rounds:
         compare(f"noised vs un-noised student, round {k}", (k, STUDENT), (k, STUDENT_NO_NOISE))
+    return lines
+
+
+def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
+    """The report's section on what the method predicts: the `effects`, then each student's share
+    of the teacher→oracle gap when the run trained the oracle."""
+    by_key = {(row["round"], row["role"]): row for row in models}
+    lines = effects(models, role)
     for k, closed in gaps_closed(models, role).items():
         share = (
             "no teacher→oracle gap to close"
@@ -128,6 +139,11 @@ def comparisons(models: list[dict[str, Any]], role: str = "test") -> list[str]:
             f"(teacher {by_key[(0, TEACHER)][role]:.3f}, oracle {by_key[(1, ORACLE)][role]:.3f}, {role})"
         )
     return lines
+
+
+def model_name(row: dict[str, Any]) -> str:
+    """`round 1 student`: how the report names a model (its robustness results are keyed so)."""
+    return f"round {row['round']} {row['role']}"
 
 
 def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_dir: str) -> dict[str, Any] | None:
@@ -144,7 +160,7 @@ def robustness_section(measured: dict[str, Any], config: dict[str, Any], work_di
 
     teacher = next((row["export"] for row in measured["models"] if row["role"] == TEACHER), None)
     return corruption_section(
-        {f"round {row['round']} {row['role']}": row["export"] for row in measured["models"]},
+        {model_name(row): row["export"] for row in measured["models"]},
         config[measured["reported"]]["dataset"],
         config[measured["reported"]].get("split"),
         work_dir,
@@ -163,11 +179,39 @@ def write_report(work_dir: str, manifest: Manifest, config: dict[str, Any], last
         measured["robustness"] = section["result"]
     fileio.write_json(os.path.join(work_dir, REPORT_FILE), measured)
     png = os.path.join(work_dir, "report.png")
-    _plot(measured, png)
+    figures.write_png(png, draw(measured))
     markdown = _markdown(measured, config, section["markdown"] if section else None)
     md_path = os.path.join(work_dir, "report.md")
     fileio.write_bytes(md_path, markdown.encode())
     return measured | {"report_md": md_path, "report_png": png}
+
+
+def console_summary(summary: dict[str, Any]) -> str:
+    """What `pipelines.iterate` prints when it ends: the report's headline in a few lines.
+
+    Accuracy per model (with its mCE when the robustness section ran), the
+    three `effects`, and where report.md and report.png are; the tables of
+    labeling and robustness stay in the report. `summary` is what
+    `write_report` returns. 3 + models + effects lines: 10 for the digits
+    demo (two rounds and the ablation), 11 with `--oracle`.
+    """
+    models, reported = summary["models"], summary["reported"]
+    mce = {name: row["mce"] for name, row in summary["robustness"]["models"].items()} if "robustness" in summary else {}
+    heading = "Top-1 accuracy per model"
+    if mce:
+        # robustness_section normalises by the teacher: its mCE is 100.
+        heading += f" (mCE: mean corruption error on {reported}, teacher = 100, lower is better)"
+    width = max((len(model_name(row)) for row in models), default=0)
+    lines = [heading + ":"]
+    for row in models:
+        name = model_name(row)
+        cells = [f"{role} {row[role]:.3f}" for role in evaluation_roles(summary["data"])]
+        if name in mce:
+            cells.append(f"mCE {percent(mce[name])}")
+        lines.append(f"  {name:<{width}}  " + "  ".join(cells))
+    lines += ["What the method predicts, measured:", *(f"  {line}" for line in effects(models, reported))]
+    lines.append(f"Report: {summary['report_md']} (plot: {summary['report_png']})")
+    return "\n".join(lines)
 
 
 def _markdown(measured: dict[str, Any], config: dict[str, Any], robustness: str | None) -> str:
@@ -253,13 +297,9 @@ def _fraction(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _plot(measured: dict[str, Any], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (accuracy_axis, balance_axis) = plt.subplots(1, 2, figsize=(11, 4))
+def draw(measured: dict[str, Any]):
+    """The report's figure: accuracy per round (ticks at whole rounds) and pseudo-labels per class."""
+    figure, (accuracy_axis, balance_axis) = figures.subplots(1, 2, figsize=(11, 4))
     noised = [row for row in measured["models"] if row["role"] in (TEACHER, STUDENT)]
     reported = measured["reported"]
     for split, marker in (("validation", "o"), ("test", "s")):
@@ -271,6 +311,7 @@ def _plot(measured: dict[str, Any], path: str) -> None:
             accuracy_axis.scatter([row["round"]], [row[reported]], marker="x", color="red", label=label)
         if row["role"] == ORACLE:
             accuracy_axis.axhline(row[reported], linestyle="--", color="green", label=f"{reported}, oracle")
+    accuracy_axis.set_xticks(sorted({row["round"] for row in measured["models"]}))
     accuracy_axis.set_xlabel("round (0 = teacher)")
     accuracy_axis.set_ylabel("top-1 accuracy")
     accuracy_axis.set_title("Accuracy per round")
@@ -286,8 +327,4 @@ def _plot(measured: dict[str, Any], path: str) -> None:
     balance_axis.set_title("Pseudo-labels per class after filtering")
     if measured["labeling"]:
         balance_axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    fileio.write_bytes(path, buffer.getvalue())
+    return figure

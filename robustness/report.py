@@ -11,12 +11,11 @@ numbers are comparable with published ones, and if not, why (`not_comparable_bec
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from typing import Any
 
-from efficientnet.util import fileio
+from efficientnet.util import figures, fileio
 from robustness import metrics
 
 
@@ -25,7 +24,7 @@ def write_report(result: dict[str, Any], output_dir: str, basename: str | None =
     basename = basename or result["benchmark"]
     paths = {kind: os.path.join(output_dir, f"{basename}.{kind}") for kind in ("json", "md", "png")}
     fileio.write_json(paths["json"], _json_safe(result))
-    fileio.write_bytes(paths["png"], plot_png(result))
+    figures.write_png(paths["png"], draw(result))
     text = markdown(result, image=os.path.basename(paths["png"]))
     fileio.write_bytes(paths["md"], text.encode())
     return paths
@@ -56,7 +55,8 @@ def comparability(result: dict[str, Any]) -> list[str]:
     return lines + [f"- {reason}" for reason in result["not_comparable_because"]] + [""]
 
 
-def _percent(value) -> str:
+def percent(value) -> str:
+    """A fraction as a percentage with one decimal (`0.669` → `66.9`); `n/a` when undefined (None or NaN)."""
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
@@ -74,7 +74,7 @@ def _corruption_markdown(result, heading) -> list[str]:
         source = f"{result['dataset']} {result['split']}, {count} images, built-in corruptions, seed {result['seed']}"
         baseline = result.get("baseline")
         definition = (
-            ratio + f"the baseline model {baseline['export']} (clean error {_percent(baseline['clean_error'])})"
+            ratio + f"the baseline model {baseline['export']} (clean error {percent(baseline['clean_error'])})"
             if baseline
             else "CE_c = mean top-1 error over severities (unnormalised: no baseline model)"
         )
@@ -93,20 +93,20 @@ def _corruption_markdown(result, heading) -> list[str]:
         "|---|" + "---|" * len(names),
     ]
     for corruption in benchmark:
-        lines.append(f"| {corruption} | " + " | ".join(_percent(models[n]["ce"].get(corruption)) for n in names) + " |")
+        lines.append(f"| {corruption} | " + " | ".join(percent(models[n]["ce"].get(corruption)) for n in names) + " |")
     for corruption in extras:
         normalised = all(corruption in models[n]["ce"] for n in names)
         value = [models[n]["ce"][corruption] if normalised else _mean(models[n]["errors"][corruption]) for n in names]
         label = "extra, not in mCE" if normalised else "extra, mean error, not in mCE"
-        lines.append(f"| {corruption} ({label}) | " + " | ".join(_percent(v) for v in value) + " |")
-    lines.append("| **mCE** | " + " | ".join(_percent(models[n]["mce"]) for n in names) + " |")
+        lines.append(f"| {corruption} ({label}) | " + " | ".join(percent(v) for v in value) + " |")
+    lines.append("| **mCE** | " + " | ".join(percent(models[n]["mce"]) for n in names) + " |")
     if any(models[n].get("relative_mce") is not None for n in names):
-        lines.append("| relative mCE | " + " | ".join(_percent(models[n].get("relative_mce")) for n in names) + " |")
+        lines.append("| relative mCE | " + " | ".join(percent(models[n].get("relative_mce")) for n in names) + " |")
     if result["benchmark"] == "imagenet_c":
         lines.append(
-            "| unnormalised mCE | " + " | ".join(_percent(models[n].get("unnormalised_mce")) for n in names) + " |"
+            "| unnormalised mCE | " + " | ".join(percent(models[n].get("unnormalised_mce")) for n in names) + " |"
         )
-    lines.append("| clean error | " + " | ".join(_percent(models[n]["clean_error"]) for n in names) + " |")
+    lines.append("| clean error | " + " | ".join(percent(models[n]["clean_error"]) for n in names) + " |")
     lines.append("")
     if result["benchmark"] == "imagenet_c" and not all(models[n].get("complete") for n in names):
         evaluated = next(iter(models.values()))["mce_corruptions"]
@@ -124,7 +124,7 @@ def _corruption_markdown(result, heading) -> list[str]:
         ]
         for corruption in corruptions:
             lines.append(
-                f"| {corruption} | " + " | ".join(_percent(e) for e in models[name]["errors"][corruption]) + " |"
+                f"| {corruption} | " + " | ".join(percent(e) for e in models[name]["errors"][corruption]) + " |"
             )
         lines.append("")
     timing = result.get("timing")
@@ -152,8 +152,8 @@ def _imagenet_a_markdown(result, heading) -> list[str]:
     ]
     for name, row in result["models"].items():
         lines.append(
-            f"| {name} | {row['num_examples']} | {_percent(row['top1'])} | {_percent(row['top1_error'])} | "
-            f"{_percent(row['rms_calibration_error'])} | {_percent(row['expected_calibration_error'])} |"
+            f"| {name} | {row['num_examples']} | {percent(row['top1'])} | {percent(row['top1_error'])} | "
+            f"{percent(row['rms_calibration_error'])} | {percent(row['expected_calibration_error'])} |"
         )
     lines.append("")
     return lines
@@ -180,18 +180,16 @@ def _imagenet_p_markdown(result, heading) -> list[str]:
         cells = []
         for name in names:
             row = models[name]
-            cells += [_percent(row["flip_probability"][perturbation]), f"{row['top5_distance'][perturbation]:.3f}"]
+            cells += [percent(row["flip_probability"][perturbation]), f"{row['top5_distance'][perturbation]:.3f}"]
             if normalised:
-                cells.append(_percent(row["flip_rate"].get(perturbation)))
+                cells.append(percent(row["flip_rate"].get(perturbation)))
         lines.append(f"| {perturbation} | {result['num_sequences'][perturbation]} | " + " | ".join(cells) + " |")
     lines.append("")
     for name in names:
         row = models[name]
-        summary = (
-            f"- {name}: mean FP {_percent(row['mean_flip_probability'])}, mean T5D {row['mean_top5_distance']:.3f}"
-        )
+        summary = f"- {name}: mean FP {percent(row['mean_flip_probability'])}, mean T5D {row['mean_top5_distance']:.3f}"
         if normalised:
-            summary += f", **mFR {_percent(row['mfr'])}**, mT5D {_percent(row.get('mt5d'))}"
+            summary += f", **mFR {percent(row['mfr'])}**, mT5D {percent(row.get('mt5d'))}"
         lines.append(summary)
     lines.append("")
     if normalised and not result["complete"]:
@@ -205,15 +203,14 @@ def _mean(values) -> float:
     return sum(present) / len(present) if present else math.nan
 
 
-def plot_png(result: dict[str, Any]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw(result: dict[str, Any]):
+    """The result's figure: CE per corruption and error per severity, ImageNet-A/R's accuracy and
+    calibration, or ImageNet-P's flip probabilities."""
     models = result["models"]
     if result["benchmark"] in ("corruptions", "imagenet_c"):
-        figure, (ce_axis, severity_axis) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+        figure, (ce_axis, severity_axis) = figures.subplots(
+            1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [3, 1]}
+        )
         corruptions = result["corruptions"]
         width = 0.8 / len(models)
         for offset, (name, row) in enumerate(models.items()):
@@ -235,7 +232,7 @@ def plot_png(result: dict[str, Any]) -> bytes:
         severity_axis.set_ylabel("top-1 error (%), mean over corruptions")
         severity_axis.set_title("Error vs severity")
     elif result["benchmark"] in ("imagenet_a", "imagenet_r"):
-        figure, axis = plt.subplots(figsize=(7, 4))
+        figure, axis = figures.subplots(figsize=(7, 4))
         names = list(models)
         for offset, (key, label) in enumerate(
             (("top1", "top-1"), ("rms_calibration_error", "RMS calib. error"), ("expected_calibration_error", "ECE"))
@@ -248,7 +245,7 @@ def plot_png(result: dict[str, Any]) -> bytes:
         axis.set_title({"imagenet_a": "ImageNet-A", "imagenet_r": "ImageNet-R"}[result["benchmark"]])
         axis.legend()
     else:
-        figure, axis = plt.subplots(figsize=(10, 4))
+        figure, axis = figures.subplots(figsize=(10, 4))
         perturbations = result["perturbations"]
         width = 0.8 / len(models)
         for offset, (name, row) in enumerate(models.items()):
@@ -264,11 +261,7 @@ def plot_png(result: dict[str, Any]) -> bytes:
         axis.set_ylabel("flip probability (%)")
         axis.set_title("ImageNet-P")
         axis.legend(fontsize="small")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure
 
 
 def _json_safe(value):

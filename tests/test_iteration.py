@@ -1,5 +1,6 @@
-"""Iteration configs, the rounds manifest and run_iteration.sh arguments (the killed-and-resumed
-miniature of the whole loop is in tests/faults/test_faults_iteration.py)."""
+"""Iteration configs, the rounds manifest, run_iteration.sh arguments and the report's effects,
+console summary and plot (the killed-and-resumed miniature of the whole loop is in
+tests/faults/test_faults_iteration.py)."""
 
 import functools
 import json
@@ -11,7 +12,7 @@ import pytest
 
 from pipelines.iterate import check_steps, load_config, resolved_settings, run_iteration, train_settings
 from pipelines.manifest import ORACLE, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
-from pipelines.report import comparisons, gap_closed
+from pipelines.report import comparisons, console_summary, draw, gap_closed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -271,6 +272,82 @@ def test_gap_closed_is_the_students_share_of_the_teacher_to_oracle_distance():
     assert "- student round 1: no teacher→oracle gap to close (teacher 0.900, oracle 0.890, test)" in comparisons(
         models
     )
+
+
+def digits_round_2(test=True):
+    """report.json's models of a digits `--round 2 --oracle` run, with and without test data."""
+    rows = [
+        (0, TEACHER, 0.955, 0.972),
+        (1, STUDENT, 0.980, 0.978),
+        (1, STUDENT_NO_NOISE, 0.965, 0.974),
+        (2, STUDENT, 0.980, 0.982),
+        (1, ORACLE, 0.990, 0.994),
+    ]
+    return [
+        {"round": k, "role": role, "validation": validation} | ({"test": test_accuracy} if test else {})
+        for k, role, validation, test_accuracy in rows
+    ]
+
+
+def test_the_console_summary_gives_accuracy_effects_mce_and_the_report_path():
+    models = digits_round_2()
+    mce = {"round 0 teacher": 1.0, "round 1 student": 0.669, "round 1 student_no_noise": 2.092}
+    # NaN: the teacher made no error under some corruption, which leaves that CE undefined.
+    mce |= {"round 2 student": float("nan"), "round 1 oracle": 0.5}
+    summary = {
+        "models": models,
+        "reported": "test",
+        "data": {"test": {"dataset": "digits", "split": "test"}},
+        "robustness": {"models": {name: {"mce": value} for name, value in mce.items()}},
+        "report_md": "runs/digits/report.md",
+        "report_png": "runs/digits/report.png",
+    }
+    # The oracle's row is there; its gap-closed lines stay in report.md.
+    assert console_summary(summary).splitlines() == [
+        "Top-1 accuracy per model (mCE: mean corruption error on test, teacher = 100, lower is better):",
+        "  round 0 teacher           validation 0.955  test 0.972  mCE 100.0",
+        "  round 1 student           validation 0.980  test 0.978  mCE 66.9",
+        "  round 1 student_no_noise  validation 0.965  test 0.974  mCE 209.2",
+        "  round 2 student           validation 0.980  test 0.982  mCE n/a",
+        "  round 1 oracle            validation 0.990  test 0.994  mCE 50.0",
+        "What the method predicts, measured:",
+        "  - student round 1 vs teacher: above by 0.6 points of test accuracy",
+        "  - student round 2 vs round 1: above by 0.4 points of test accuracy",
+        "  - noised vs un-noised student, round 1: above by 0.4 points of test accuracy",
+        "Report: runs/digits/report.md (plot: runs/digits/report.png)",
+    ]
+
+
+def test_the_console_summary_without_test_data_or_robustness():
+    summary = {
+        "models": digits_round_2(test=False)[:2],
+        "reported": "validation",
+        "data": {"test": None},
+        "report_md": "r/report.md",
+        "report_png": "r/report.png",
+    }
+    assert console_summary(summary).splitlines() == [
+        "Top-1 accuracy per model:",
+        "  round 0 teacher  validation 0.955",
+        "  round 1 student  validation 0.980",
+        "What the method predicts, measured:",
+        "  - student round 1 vs teacher: above by 2.5 points of validation accuracy",
+        "Report: r/report.md (plot: r/report.png)",
+    ]
+
+
+def test_the_accuracy_plot_has_a_tick_per_round_and_is_written_as_a_png(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from efficientnet.util import figures
+
+    labeling = {"round": 1, "counts_after_filtering": [3, 5], "class_names": None}
+    measured = {"models": digits_round_2(), "reported": "test", "labeling": [labeling]}
+    figure = draw(measured)
+    assert list(figure.axes[0].get_xticks()) == [0, 1, 2]  # whole rounds, not 0.25, 0.5, …
+    figures.write_png(str(tmp_path / "report.png"), figure)
+    assert (tmp_path / "report.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert not plt.get_fignums()  # written and closed
 
 
 def test_compare_runs_gives_the_gap_closed_per_round_over_seeds(tmp_path):

@@ -233,6 +233,10 @@ def test_iteration_killed_between_rounds_resumes_and_skips_finished_steps(backgr
     assert "noised vs un-noised student, round 2" in report
     assert (work_dir / "report.png").stat().st_size > 10_000
     assert "gaussian_noise" in report and (work_dir / "robustness.json").exists()
+    # The console ends with the report's headline (4 models, 3 effects), not the whole report.
+    summary = resumed.stdout[resumed.stdout.rindex("Top-1 accuracy per model (mCE:") :].splitlines()
+    assert len(summary) == 10 and "# Noisy Student report" not in resumed.stdout
+    assert summary[-1] == f"Report: {work_dir / 'report.md'} (plot: {work_dir / 'report.png'})"
 
 
 def test_report_names_classes_by_folder_and_labels_the_flat_folder(background_outcome):
