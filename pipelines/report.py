@@ -316,12 +316,14 @@ def draw(measured: dict[str, Any]):
     accuracy_axis.set_ylabel("top-1 accuracy")
     accuracy_axis.set_title("Accuracy per round")
     accuracy_axis.legend()
+    rounds = len(measured["labeling"])
+    width = 0.8 / max(1, rounds)
     for offset, row in enumerate(measured["labeling"]):
         counts = row["counts_after_filtering"]
-        width = 0.8 / max(1, len(measured["labeling"]))
-        balance_axis.bar(
-            [i + offset * width for i in range(len(counts))], counts, width=width, label=f"round {row['round']}"
-        )
+        shift = (offset - (rounds - 1) / 2) * width  # each class's bars centred on its index
+        balance_axis.bar([i + shift for i in range(len(counts))], counts, width=width, label=f"round {row['round']}")
+        if len(counts) <= 20:  # one tick per class where they stay legible
+            balance_axis.set_xticks(range(len(counts)))
     balance_axis.set_xlabel("predicted class")
     balance_axis.set_ylabel("images kept")
     balance_axis.set_title("Pseudo-labels per class after filtering")

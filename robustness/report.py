@@ -23,7 +23,7 @@ def write_report(result: dict[str, Any], output_dir: str, basename: str | None =
     """Writes `<basename>.json/.md/.png` (basename defaults to the benchmark) into output_dir."""
     basename = basename or result["benchmark"]
     paths = {kind: os.path.join(output_dir, f"{basename}.{kind}") for kind in ("json", "md", "png")}
-    fileio.write_json(paths["json"], _json_safe(result))
+    fileio.write_json(paths["json"], result)  # NaN becomes null there
     figures.write_png(paths["png"], draw(result))
     text = markdown(result, image=os.path.basename(paths["png"]))
     fileio.write_bytes(paths["md"], text.encode())
@@ -262,14 +262,3 @@ def draw(result: dict[str, Any]):
         axis.set_title("ImageNet-P")
         axis.legend(fontsize="small")
     return figure
-
-
-def _json_safe(value):
-    """NaN (an undefined ratio) becomes null so the JSON stays standard."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value

@@ -83,3 +83,34 @@ def test_readme_digits_table_is_the_measured_one():
     readme = (ROOT / "README.md").read_text().split("\n## Results on digits\n", 1)[1]
     results = (ROOT / "docs" / "results.md").read_text().split("\n## The standard protocol (150 labels)\n", 1)[1]
     assert first_table(readme) == first_table(results)
+
+
+def run_iteration_commands() -> list[list[str]]:
+    """Every `./run_iteration.sh …` command of the README and docs/, as its arguments."""
+    commands = []
+    for page in PAGES:
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.DOTALL):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = line.split("#", 1)[0].split()
+                if words[:1] == ["./run_iteration.sh"]:
+                    commands.append(words[1:])
+    return commands
+
+
+def test_every_run_iteration_command_names_a_config_whose_every_step_validates():
+    """The quick start's commands run as written: flags the script takes, and a config every step
+    of whose rounds resolves and validates (what the script checks before it trains)."""
+    from pipelines.iterate import check_steps, load_config
+
+    commands = run_iteration_commands()
+    assert ["--round", "1", "--config", "configs/digits_quick.json", "--work_dir", "runs/digits-quick"] in commands
+    script = (ROOT / "run_iteration.sh").read_text()
+    for arguments in commands:
+        flags = dict(zip(arguments[::2], arguments[1::2], strict=False))
+        assert all(f"{flag}|" in script or f"|{flag})" in script for flag in flags), arguments
+        config_path = flags.get("--config", "configs/digits.json")
+        if not (ROOT / config_path).exists():
+            continue  # a copy the user makes first (imagenet.json from configs/imagenet_tpu.json)
+        data = {role: flags.get(f"--{role}") for role in ("labeled", "unlabeled", "validation", "test")}
+        config = load_config(str(ROOT / config_path), data=data)
+        check_steps(config, int(flags["--round"]), False, config_path)

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 
 from efficientnet import build_model, model_config
 from efficientnet.model import export
+from efficientnet.util import fileio
 from robustness import imagenet_c, metrics, report
 from robustness.corruption_report import corruption_report, corruption_section
 from robustness.imagenet_a import imagenet_a_report
@@ -147,9 +148,16 @@ def test_imagenet_p_from_npy_sequences(exports, tmp_path):
     assert "mfr" not in unnormalised["models"]["a"] and unnormalised["baseline"] is None
 
 
-def test_json_report_has_no_nan():
+def test_json_reports_have_no_nan(tmp_path):
+    """Both reports write through fileio.write_json, which turns an undefined ratio into null."""
+    path = str(tmp_path / "report.json")
+    fileio.write_json(path, {"value": math.nan, "list": [1.0, math.nan], "nested": {"mce": math.nan}})
+    assert json.loads((tmp_path / "report.json").read_text()) == {
+        "value": None,
+        "list": [1.0, None],
+        "nested": {"mce": None},
+    }
     result = {"benchmark": "imagenet_a", "dataset": "x", "split": "test", "calibration": "", "models": {}}
-    assert report._json_safe({"value": math.nan, "list": [1.0, math.nan]}) == {"value": None, "list": [1.0, None]}
     assert report.markdown(result).startswith("## ImageNet-A")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -53,7 +54,19 @@ def write_bytes(path: str, data: bytes) -> None:
 
 
 def write_json(path: str, value: Any) -> None:
-    write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+    """Standard JSON: NaN (an undefined ratio, say) is written as null, which every reader parses."""
+    text = json.dumps(_without_nan(value), indent=2, sort_keys=True, allow_nan=False)
+    write_bytes(path, (text + "\n").encode())
+
+
+def _without_nan(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nan(item) for item in value]
+    return value
 
 
 def check_writable_dir(path: str, flag: str) -> None:
