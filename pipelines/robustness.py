@@ -29,8 +29,8 @@ import sys
 
 from absl import flags
 
+from efficientnet.data import corruptions as corruption_library
 from efficientnet.util import cli, fileio
-from robustness import corruptions as corruption_library
 from robustness import metrics, published_files, report
 from robustness.corruption_report import corruption_report
 from robustness.imagenet_a import imagenet_a_report

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from efficientnet.data import corruptions as corruption_library
 from efficientnet.data.datasets import open_source
 from efficientnet.model.inference import Predictor
 from efficientnet.util import fileio
-from robustness import corruptions as corruption_library
 from robustness import inference, metrics, report
 
 BASELINE = "baseline"

@@ -27,16 +27,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-SEVERITIES = (1, 2, 3, 4, 5)
+# Defined with the corruption functions, in the data layer, where the digits source also uses them.
+from efficientnet.data.corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES
 
-# The 15 benchmark corruptions in the benchmark's order and groups (docs/robustness.md#imagenet-c).
-CORRUPTION_GROUPS = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog", "brightness"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
-}
-BENCHMARK_CORRUPTIONS = tuple(name for group in CORRUPTION_GROUPS.values() for name in group)
 # Held-out corruptions of ImageNet-C, reported but never part of mCE.
 EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 

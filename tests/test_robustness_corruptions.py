@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from efficientnet.data import corruptions
+from efficientnet.data.corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES
 from efficientnet.util.registry import UnknownNameError
-from robustness import corruptions
-from robustness.metrics import BENCHMARK_CORRUPTIONS, SEVERITIES
 
 RANDOM = {
     "gaussian_noise",

@@ -63,7 +63,16 @@ import numpy as np
 from scipy import ndimage
 
 from efficientnet.util.registry import Registry
-from robustness.metrics import BENCHMARK_CORRUPTIONS, SEVERITIES
+
+SEVERITIES = (1, 2, 3, 4, 5)
+# The 15 benchmark corruptions in the benchmark's order and groups (docs/robustness.md#imagenet-c).
+CORRUPTION_GROUPS = {
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather": ("snow", "frost", "fog", "brightness"),
+    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+}
+BENCHMARK_CORRUPTIONS = tuple(name for group in CORRUPTION_GROUPS.values() for name in group)
 
 # The benchmark's image side; lengths in pixels are defined at this size.
 REFERENCE_SIDE = 224
