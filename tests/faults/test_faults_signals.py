@@ -3,7 +3,9 @@ through the real CLIs; and the faults a rerun meets after it.
 
 - A teacher run stopped mid-interval saves a checkpoint at that step and says
   how to resume; the rerun resumes there and ends with the weights of an
-  uninterrupted run of the same command.
+  uninterrupted run of the same command. A copy of its checkpoints whose
+  newest is then truncated (a disk that filled, a copy cut short) resumes
+  from the one before, with one warning naming both, and ends alike.
 - `./run_iteration.sh` stopped while its teacher trains passes the signal on:
   the teacher checkpoints, both exit with one line each, and no process of
   the run is left behind. Its newest checkpoint is then truncated (a disk
@@ -17,6 +19,7 @@ through the real CLIs; and the faults a rerun meets after it.
 
 import hashlib
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -54,15 +57,20 @@ def _digests(directory) -> dict[str, str]:
 
 
 def training_stopped(work_dir) -> dict:
-    """A teacher stopped by SIGTERM after its first checkpoint, rerun, and an uninterrupted one beside it."""
-    stopped_dir, straight_dir = work_dir / "stopped", work_dir / "straight"
+    """A teacher stopped by SIGTERM after its first checkpoint, then rerun; a copy of its checkpoints
+    with the newest truncated, run on; and an uninterrupted run beside them."""
+    stopped_dir, straight_dir, truncated_dir = work_dir / "stopped", work_dir / "straight", work_dir / "truncated"
     command = cli("teacher.train", f"--model_dir={stopped_dir}", *TRAIN)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         straight = pool.submit(run, cli("teacher.train", f"--model_dir={straight_dir}", *TRAIN))
         stopped = terminate_when(start(command), lambda: latest_checkpoint_step(stopped_dir) >= EVERY)
-        seen = {"stopped": stopped, "saved": latest_checkpoint_step(stopped_dir), "resumed": run(command)}
-        seen["straight"] = straight.result()
-    return seen | {"stopped_dir": stopped_dir, "straight_dir": straight_dir}
+        seen = {"stopped": stopped, "saved": latest_checkpoint_step(stopped_dir)}
+        shutil.copytree(stopped_dir / "checkpoints", truncated_dir / "checkpoints")
+        newest = truncated_dir / "checkpoints" / f"ckpt-{seen['saved']}.data-00000-of-00001"
+        newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+        truncated = pool.submit(run, cli("teacher.train", f"--model_dir={truncated_dir}", *TRAIN))
+        seen |= {"resumed": run(command), "straight": straight.result(), "truncated": truncated.result()}
+    return seen | {"stopped_dir": stopped_dir, "straight_dir": straight_dir, "truncated_dir": truncated_dir}
 
 
 def iteration_stopped(work_dir) -> dict:
@@ -157,6 +165,19 @@ def test_sigterm_checkpoints_at_once_and_the_rerun_ends_like_an_uninterrupted_ru
     assert_same_weights(export.load_export(str(stopped_dir))[0], export.load_export(str(seen["straight_dir"]))[0])
 
 
+def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before_and_ends_alike(background_outcome):
+    seen = background_outcome["training"].result()
+    result, checkpoints = seen["truncated"], seen["truncated_dir"] / "checkpoints"
+    assert result.returncode == 0, result.stderr[-4000:]
+    warnings = [line for line in result.stderr.splitlines() if "cannot read checkpoint" in line]
+    assert len(warnings) == 1, result.stderr[-4000:]
+    assert f"cannot read checkpoint {checkpoints}/ckpt-{seen['saved']} (" in warnings[0]
+    assert warnings[0].endswith(f"resuming from {checkpoints}/ckpt-{EVERY} instead")
+    assert_same_weights(
+        export.load_export(str(seen["truncated_dir"]))[0], export.load_export(str(seen["straight_dir"]))[0]
+    )
+
+
 def test_sigterm_to_run_iteration_reaches_its_step_and_leaves_no_process(background_outcome):
     seen = background_outcome["iteration"].result()
     stopped, saved = seen["stopped"], seen["saved"]
@@ -171,7 +192,7 @@ def test_sigterm_to_run_iteration_reaches_its_step_and_leaves_no_process(backgro
     assert EVERY < saved < STEPS
 
 
-def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(background_outcome):
+def test_run_iteration_resumes_its_step_past_a_truncated_checkpoint(background_outcome):
     seen = background_outcome["iteration"].result()
     resumed, saved, run_dir = seen["resumed"], seen["saved"], seen["run_dir"]
     assert resumed.returncode == 0, resumed.stderr[-6000:]
