@@ -51,7 +51,7 @@ from apache_beam.utils import shared
 
 from efficientnet.data import records
 from efficientnet.data.datasets import open_source
-from efficientnet.data.digits import digits_withheld_labels
+from efficientnet.data.digits import DigitsSource, digits_withheld_labels
 from efficientnet.model import export
 from efficientnet.util import fileio, runlock, stopping
 from efficientnet.util.cli import Stopped
@@ -222,7 +222,8 @@ def _prepare(config: LabelingConfig, pipeline: beam.Pipeline) -> _Job:
     else:
         _, metadata = export.load_export(teacher_dir)
     commit.check_replaceable(config.output_dir)
-    truth = digits_withheld_labels() if config.input == "digits" and config.split == "unlabeled" else None
+    # Every digits variant (per_class=, unlabeled_shift=) keeps the pool's ids and true labels.
+    truth = digits_withheld_labels() if isinstance(source, DigitsSource) and config.split == "unlabeled" else None
     settings = {
         "input": config.input,
         "split": config.split,

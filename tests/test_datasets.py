@@ -124,7 +124,7 @@ def test_the_oracle_split_is_the_unlabeled_pool_with_its_true_labels():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("digits:4", r"the digits source takes 'digits' or 'digits:per_class=N', got 'digits:4'"),
+        ("digits:4", r"the digits source takes 'digits\[:per_class=N\]\[,unlabeled_shift=corrupted\]', got 'digits:4'"),
         ("digits:per_class=16", r"digits: per_class must be 1..15, got 16"),
     ],
 )

@@ -134,7 +134,13 @@ def test_run_iteration_script_rejects_unknown_arguments():
     assert "error: unknown argument '--rounds'" in result.stderr
 
 
-DIGITS_VARIANTS = ["digits_4_per_class.json", "digits_larger_students.json", "digits_hard_labels.json"]
+DIGITS_VARIANTS = [
+    "digits_4_per_class.json",
+    "digits_larger_students.json",
+    "digits_hard_labels.json",
+    "digits_shifted.json",
+    "digits_shifted_hard_labels.json",
+]
 
 
 @pytest.mark.parametrize("name", ["digits.json", "imagenet_tpu.json", *DIGITS_VARIANTS])
@@ -253,6 +259,27 @@ def test_digits_variants_change_only_what_they_are_about():
     hard = load_config(str(ROOT / "configs" / "digits_hard_labels.json"))
     assert hard["pseudolabel"]["label_type"] == resolved(hard)[1].label_type == "hard"
     assert base["pseudolabel"]["label_type"] == resolved(base)[1].label_type == "soft"
+
+
+def test_shifted_pool_configs_change_only_the_pool_and_the_label_type():
+    """digits_shifted*.json: the standard protocol with the corrupted pool (for the student and the oracle)."""
+
+    def raw(name):
+        return json.loads((ROOT / "configs" / name).read_text())
+
+    def rest(config):
+        config = {key: value for key, value in config.items() if key not in ("description", "ablation_round")}
+        for role in ("student", "pseudolabel"):
+            config[role] = {key: value for key, value in config[role].items() if key != "label_type"}
+        return config | {role: config[role] | {"dataset": "digits"} for role in ("unlabeled", "oracle")}
+
+    base, soft, hard = raw("digits.json"), raw("digits_shifted.json"), raw("digits_shifted_hard_labels.json")
+    assert rest(soft) == rest(hard) == rest(base)
+    for config, label_type in ((soft, "soft"), (hard, "hard")):
+        assert config["unlabeled"]["dataset"] == config["oracle"]["dataset"] == "digits:unlabeled_shift=corrupted"
+        assert config["pseudolabel"]["label_type"] == label_type
+        assert config["student"].get("label_type", "soft") == label_type
+    assert "ablation_round" not in soft and "ablation_round" not in hard
 
 
 def test_gap_closed_is_the_students_share_of_the_teacher_to_oracle_distance():

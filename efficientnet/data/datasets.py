@@ -2,6 +2,10 @@
 
   digits                         the UCI handwritten digits, shipped in the package (offline)
   digits:per_class=N             the same with N (1-15) labeled images per class
+  digits:unlabeled_shift=corrupted
+                                 the same with an out-of-domain unlabeled pool (the 947 images,
+                                 each under a seeded ImageNet-C corruption); arguments combine,
+                                 comma-separated: digits:per_class=4,unlabeled_shift=corrupted
   tfds:NAME[/CONFIG][:VERSION]   a TFDS dataset, e.g. tfds:imagenet2012, tfds:cifar10
   tfrecord:GLOB                  ImageNet-format or pseudo-label TFRecords
   folder:PATH                    one subfolder per class holding image files (labeled),

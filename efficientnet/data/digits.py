@@ -18,23 +18,39 @@ the same images, so results of both protocols compare on one test set and one
 unlabeled pool. The split `unlabeled_with_labels` is the unlabeled pool with
 its true labels: it exists only to train the oracle, the bound that tells how
 much of the teacher's gap to full supervision a student closes.
+
+`digits:unlabeled_shift=corrupted` is the out-of-domain variant: the same 947
+unlabeled images (same ids, same true labels for the oracle and for
+pseudo-label accuracy), each under one ImageNet-C corruption of
+`corruptions.py` at one severity, both drawn with seed 0, so the pool is no
+longer the labeled data's distribution (docs/noisy_student.md#the-digits-protocol).
+They are corrupted at 32 px, the digits configs' model resolution, after the
+pipeline's own bicubic upsampling (`preprocessing.resize`), as the robustness
+benchmark corrupts digits: at 8 px one noisy pixel would become a 4x4 blob and
+every blur would be below a pixel. Arguments combine, comma-separated, in any
+order: `digits:per_class=4,unlabeled_shift=corrupted`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from efficientnet.data.corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES, corrupt
+from efficientnet.data.preprocessing import resize, to_uint8
 from efficientnet.data.source import EVAL, SOURCES, TRAIN, UNKNOWN_LABEL, Shard, Source
 
 DIGITS_SEED = 0
 DIGITS_TEST_SIZE = 500
 DIGITS_LABELED_PER_CLASS = 15
-PER_CLASS_ARGUMENT = "per_class="
 ORACLE_SPLIT = "unlabeled_with_labels"
+POOL_SPLITS = ("unlabeled", ORACLE_SPLIT)
+# The model resolution of every digits config (configs/digits*.json), where the shift is applied.
+DIGITS_SHIFT_SIDE = 32
 DIGITS_VALIDATION_SIZE = 200
 DIGITS_MAX_PIXEL = 16  # the digits are 4-bit intensities 0..16
 DIGITS_FILE = Path(__file__).with_name("digits.csv.gz")
@@ -47,6 +63,73 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False  # shared by every caller
     return images, labels
+
+
+def digits_rgb(images: np.ndarray) -> np.ndarray:
+    """Digits' 0..16 intensities → uint8 RGB [N, 8, 8, 3], grey scaled to 0..255 and replicated."""
+    gray = np.rint(images * (255 / DIGITS_MAX_PIXEL)).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=-1)
+
+
+@functools.cache
+def corrupted_pool() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The unlabeled pool of `unlabeled_shift=corrupted`, in the split's order.
+
+    Returns (uint8 images [947, 32, 32, 3], the corruption of each, its
+    severity). Each image gets one of the 15 benchmark corruptions and a
+    severity 1..5, uniformly and independently, from seed 0; the images that
+    share a pair are corrupted together, so the pool is the same on every open.
+    """
+    images, _ = load_digits()
+    pool = digits_rgb(images[digits_split_indices()["unlabeled"]])
+    upsampled = to_uint8(resize(pool, DIGITS_SHIFT_SIDE)).numpy()
+    rng = np.random.default_rng(DIGITS_SEED)
+    names = np.array(BENCHMARK_CORRUPTIONS)[rng.integers(len(BENCHMARK_CORRUPTIONS), size=len(pool))]
+    severities = rng.choice(SEVERITIES, size=len(pool))
+    shifted = np.empty_like(upsampled)
+    for name in BENCHMARK_CORRUPTIONS:
+        for severity in SEVERITIES:
+            chosen = (names == name) & (severities == severity)
+            if chosen.any():
+                shifted[chosen] = corrupt(upsampled[chosen], name, severity, DIGITS_SEED)
+    for array in (shifted, names, severities):
+        array.flags.writeable = False  # shared by every caller
+    return shifted, names, severities
+
+
+# Each shift: a function giving the unlabeled pool's images in the split's order.
+UNLABELED_SHIFTS = {"corrupted": lambda: corrupted_pool()[0]}
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitsVariant:
+    """What a `digits:` spec's arguments choose; the defaults are the standard protocol."""
+
+    labeled_per_class: int = DIGITS_LABELED_PER_CLASS
+    unlabeled_shift: str | None = None
+
+
+def parse_digits_argument(argument: str) -> DigitsVariant:
+    """`per_class=N` and `unlabeled_shift=KIND`, comma-separated, either or both, in any order.
+
+    Raises:
+      ValueError: an unknown, repeated or malformed argument, or an unknown shift, naming the spec.
+    """
+    spec = f"digits:{argument}"
+    usage = f"the digits source takes 'digits[:per_class=N][,unlabeled_shift={'|'.join(UNLABELED_SHIFTS)}]'"
+    values: dict[str, str] = {}
+    for item in argument.split(",") if argument else ():
+        key, equals, value = item.partition("=")
+        if not equals or key in values or key not in ("per_class", "unlabeled_shift"):
+            raise ValueError(f"{usage}, got '{spec}'")
+        values[key] = value
+    per_class = values.get("per_class", str(DIGITS_LABELED_PER_CLASS))
+    if not per_class.isdigit():
+        raise ValueError(f"{usage}, got '{spec}'")
+    shift = values.get("unlabeled_shift")
+    if shift is not None and shift not in UNLABELED_SHIFTS:
+        raise ValueError(f"digits: unlabeled_shift must be one of {', '.join(UNLABELED_SHIFTS)}, got '{spec}'")
+    return DigitsVariant(int(per_class), shift)
 
 
 def digits_split_indices(labeled_per_class: int = DIGITS_LABELED_PER_CLASS) -> dict[str, np.ndarray]:
@@ -100,10 +183,14 @@ class DigitsSource(Source):
 
     def __init__(self, argument: str = "", data_dir: str | None = None):
         super().__init__()
+        variant = parse_digits_argument(argument)
         images, self._labels = load_digits()
-        gray = np.rint(images * (255 / DIGITS_MAX_PIXEL)).astype(np.uint8)
-        self._images = np.repeat(gray[..., None], 3, axis=-1)
-        self._splits = digits_split_indices(_labeled_per_class(argument))
+        self._splits = digits_split_indices(variant.labeled_per_class)
+        rgb = digits_rgb(images)
+        self._images = {split: rgb[indices] for split, indices in self._splits.items()}
+        if variant.unlabeled_shift:
+            shifted = UNLABELED_SHIFTS[variant.unlabeled_shift]()
+            self._images.update(dict.fromkeys(POOL_SPLITS, shifted))
 
     def default_split(self, purpose: str) -> str:
         return {TRAIN: "train", EVAL: "test"}[purpose]
@@ -120,15 +207,9 @@ class DigitsSource(Source):
         indices = self._splits[split][index::count]
         labels = self._labels[indices] if split != "unlabeled" else np.full(len(indices), UNKNOWN_LABEL, np.int64)
         return tf.data.Dataset.from_tensor_slices(
-            {"id": np.array([_digits_id(i) for i in indices]), "image": self._images[indices], "label": labels}
+            {
+                "id": np.array([_digits_id(i) for i in indices]),
+                "image": self._images[split][index::count],
+                "label": labels,
+            }
         )
-
-
-def _labeled_per_class(argument: str) -> int:
-    """N of `digits:per_class=N`; 15 (the standard protocol) without an argument."""
-    if not argument:
-        return DIGITS_LABELED_PER_CLASS
-    value = argument.removeprefix(PER_CLASS_ARGUMENT)
-    if argument == value or not value.isdigit():
-        raise ValueError(f"the digits source takes 'digits' or 'digits:per_class=N', got 'digits:{argument}'")
-    return int(value)
