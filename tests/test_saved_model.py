@@ -80,7 +80,7 @@ def test_probabilities_equal_the_keras_exports(teacher, saved_model):
 
 
 @pytest.mark.slow  # writes and loads a whole SavedModel (the module's fixture)
-def test_signature_as_the_readme_documents_it(saved_model):
+def test_signature_as_docs_usage_documents_it(saved_model):
     assert serving.describe_signature(saved_model) == (
         "serving_default(image_bytes: string [None]) -> class_names: string [None, 10], "
         "probabilities: float32 [None, 10], top_class: string [None]"

@@ -75,8 +75,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     (and as many in the gradient); `FusedBatchNormV3` does the forward pass
     in one kernel and the backward pass in another. With it our B0 trains
     1.55x and predicts 1.20x as fast as keras.applications' on a 2-core CPU,
-    against 1.02x and 1.05x without it (benchmarks/train_step.py, README
-    "Performance"). The maths is Keras's: the batch is normalised with its
+    against 1.02x and 1.05x without it (benchmarks/train_step.py,
+    docs/performance.md#benchmarks). The maths is Keras's: the batch is normalised with its
     biased variance and the moving statistics are updated with it, so
     weights, checkpoints and numbers carry over between the two layers. Any
     case the fused kernel does not cover (masks, renorm, other ranks or axes)
