@@ -186,8 +186,8 @@ def as_flags(settings: dict[str, Any]) -> list[str]:
     return [f"--{key}={value}" for key, value in settings.items() if value is not None]
 
 
-class StepFailed(RuntimeError):
-    """A step's CLI exited non-zero; its own error message is above."""
+class StepFailed(cli.Stopped):
+    """A step's CLI exited non-zero; its own error message is above. One line, exit 1, as any stop."""
 
 
 def run_step(manifest: Manifest, step: Step, command: list[str], settings: dict, marker: str, outputs: dict) -> None:
@@ -202,7 +202,10 @@ def run_step(manifest: Manifest, step: Step, command: list[str], settings: dict,
     if stop.requested:
         raise cli.Stopped(f"stopped by {stop.name} during step {step.name}; rerun the same command to resume")
     if returncode != 0:
-        raise StepFailed(f"step {step.name} failed with exit code {returncode}: {' '.join(command)}")
+        raise StepFailed(
+            f"step {step.name} failed with exit code {returncode}: {' '.join(command)}; "
+            "rerun the same command to resume"
+        )
     seconds = round(time.time() - start, 1)
     manifest.record(
         step, {"status": "done", "command": command, "settings": settings, "outputs": outputs, "seconds": seconds}
@@ -446,13 +449,9 @@ def main(argv):
     own_data = bool(data["labeled"])
     config_path = _CONFIG.value or (OWN_DATA_CONFIG if own_data else DIGITS_CONFIG)
     work_dir = _WORK_DIR.value or ("runs/own-data" if own_data else "runs/digits")
-    try:
-        summary = run_iteration(
-            work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data, oracle=_ORACLE.value
-        )
-    except StepFailed as error:
-        print(f"error: {error}; rerun the same command to resume", file=sys.stderr)
-        sys.exit(1)
+    summary = run_iteration(
+        work_dir, _ROUND.value, config_path, _DATASET.value, _SEED.value, data, oracle=_ORACLE.value
+    )
     print(report.console_summary(summary))
 
 

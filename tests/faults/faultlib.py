@@ -13,6 +13,7 @@ same command ended (`assert_resumed_like`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import signal
 import socket
@@ -110,6 +111,19 @@ def processes_naming(text: str) -> list[str]:
         if text in command:
             found.append(command)
     return found
+
+
+def earlier_labeling_output(output_dir: Path) -> None:
+    """A stand-in for a labeling output a rerun would replace: complete (it has its stats.json),
+    and small; what the faults check is that it stays exactly as it was (`digests`)."""
+    output_dir.mkdir()
+    (output_dir / "stats.json").write_text('{"num_records": 1}')
+    (output_dir / "pseudo-00000-of-00001.tfrecord").write_bytes(b"an earlier run's records")
+
+
+def digests(directory: Path) -> dict[str, str]:
+    """Each file of `directory` by name, as its MD5: what "left exactly as it was" compares."""
+    return {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(directory.iterdir())}
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:

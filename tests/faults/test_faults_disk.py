@@ -15,7 +15,6 @@ MOUNT_POINT`, the `__main__` block below), which writes what it saw outside
 the mount for the tests to read.
 """
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -25,16 +24,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from faultlib import ENV, ROOT, TINY_FLAGS, cli, error_line, run  # noqa: E402
+from faultlib import ENV, ROOT, TINY_FLAGS, cli, digests, earlier_labeling_output, error_line, run  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 CHECKPOINT_KIB = 2100  # one checkpoint of the tiny teacher (weights, EMA, optimizer slots)
 TRAIN = [*TINY_FLAGS, "--dataset=digits", "--batch_size=16", "--train_steps=20", "--checkpoint_every_steps=10"]
-
-
-def _digests(directory: Path) -> dict[str, str]:
-    return {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(directory.iterdir())}
 
 
 def _resize(mount: Path, kib: int) -> None:
@@ -72,13 +67,11 @@ def inside(result_path: Path, mount: Path) -> None:
         "--confidence_threshold=0",
         "--num_shards=2",
     )
-    (mount / "pseudo").mkdir()  # an earlier output (a stand-in: what matters is that it stays as it was)
-    (mount / "pseudo" / "stats.json").write_text('{"num_records": 1}')
-    (mount / "pseudo" / "pseudo-00000-of-00001.tfrecord").write_bytes(b"an earlier run's records")
-    seen["labels before"] = _digests(mount / "pseudo")
+    earlier_labeling_output(mount / "pseudo")
+    seen["labels before"] = digests(mount / "pseudo")
     _resize(mount, _used_kib(mount) + 200)
     seen["labeling full"] = _outcome(run(labeling))
-    seen["labels after"] = _digests(mount / "pseudo")
+    seen["labels after"] = digests(mount / "pseudo")
     seen["beside the labels"] = sorted(path.name for path in mount.iterdir())
     _resize(mount, 30_000)
     seen["labeling rerun"] = _outcome(run(labeling))

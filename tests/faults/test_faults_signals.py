@@ -17,7 +17,6 @@ through the real CLIs; and the faults a rerun meets after it.
   the next run.
 """
 
-import hashlib
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,8 @@ from faultlib import (
     TINY_FLAGS,
     assert_same_weights,
     cli,
+    digests,
+    earlier_labeling_output,
     latest_checkpoint_step,
     processes_naming,
     run,
@@ -50,10 +51,6 @@ TRAIN = [
     "--warmup_epochs=0",
     "--deterministic",
 ]
-
-
-def _digests(directory) -> dict[str, str]:
-    return {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(directory.iterdir())}
 
 
 def training_stopped(work_dir) -> dict:
@@ -96,19 +93,12 @@ def iteration_stopped(work_dir) -> dict:
     return seen | {"run_dir": run_dir}
 
 
-def previous_output(output_dir) -> None:
-    """What a job replacing an earlier output finds: a complete output has its stats.json."""
-    output_dir.mkdir()
-    (output_dir / "stats.json").write_text('{"num_records": 1}')
-    (output_dir / "pseudo-00000-of-00001.tfrecord").write_bytes(b"an earlier run's records")
-
-
 def labeling_stopped(work_dir, teacher: str) -> dict:
     """A labeling job stopped by SIGTERM mid-pipeline while it would replace a previous output;
     then that output moved to `OUTPUT.old-*` as a kill between the commit renames leaves it, and
     the job rerun."""
     output_dir = work_dir / "pseudo"
-    previous_output(output_dir)
+    earlier_labeling_output(output_dir)
     command = cli(
         "pseudolabel.run",
         "--input=digits",
@@ -117,12 +107,12 @@ def labeling_stopped(work_dir, teacher: str) -> dict:
         f"--output_dir={output_dir}",
         "--num_shards=2",
     )
-    before = _digests(output_dir)
+    before = digests(output_dir)
     stopped = terminate_when(start(command), lambda: any(work_dir.glob("pseudo.tmp-*/spill")))
     seen = {
         "before": before,
         "stopped": stopped,
-        "after": _digests(output_dir),
+        "after": digests(output_dir),
         "leftovers": [path.name for path in work_dir.glob("pseudo.*")],
     }
     output_dir.rename(work_dir / "pseudo.old-0123abcd")
