@@ -100,7 +100,7 @@ def run_iteration_commands() -> list[list[str]]:
 def test_every_run_iteration_command_names_a_config_whose_every_step_validates():
     """The quick start's commands run as written: flags the script takes, and a config every step
     of whose rounds resolves and validates (what the script checks before it trains)."""
-    from pipelines.iterate import check_steps, load_config
+    from pipelines.iteration import check_steps, load_config
 
     commands = run_iteration_commands()
     assert ["--round", "1", "--config", "configs/digits_quick.json", "--work_dir", "runs/digits-quick"] in commands

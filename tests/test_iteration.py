@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.iterate import check_steps, load_config, resolved_settings, run_iteration, train_settings
+from pipelines.iteration import check_steps, load_config, resolved_settings, run_iteration, train_settings
 from pipelines.manifest import ORACLE, PSEUDOLABEL, STUDENT, STUDENT_NO_NOISE, TEACHER, Manifest, Step
 from pipelines.report import comparisons, console_summary, draw, gap_closed
 

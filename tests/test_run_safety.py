@@ -5,7 +5,8 @@ Their behaviour through the real CLIs is in tests/faults/ (test_faults_input.py
 for a second run and a stale lock, test_faults_signals.py for SIGTERM,
 test_faults_disk.py for a full disk); here are the cases those cannot reach
 cheaply: a heartbeat that went stale on another host, a lock taken over
-under a live run, a signal while the block runs.
+under a live run, a signal while the block runs, child processes run a few at a
+time and told of SIGTERM.
 """
 
 import errno
@@ -14,6 +15,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -145,3 +148,39 @@ def test_a_full_disk_is_found_behind_a_wrapping_error():
     except RuntimeError as error:
         assert cli.disk_full(error).startswith("no space left on device writing /x;")
     assert cli.disk_full(OSError(errno.EACCES, "Permission denied", "/x")) is None
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_children_run_at_most_jobs_at_a_time_and_each_exit_code_is_reported():
+    started, codes = [], {}
+
+    def starter(index):
+        def start():
+            started.append(sum(child.poll() is None for child in started_children))
+            child = subprocess.Popen(_python(f"import time, sys; time.sleep(0.3); sys.exit({index})"))
+            started_children.append(child)
+            return child
+
+        return start
+
+    started_children: list[subprocess.Popen] = []
+    stop = stopping.run_children([starter(i) for i in range(4)], jobs=2, on_exit=codes.__setitem__)
+    assert not stop.requested
+    assert codes == {0: 0, 1: 1, 2: 2, 3: 3}
+    assert max(started) <= 1, f"children already running when each started: {started}"
+
+
+def test_sigterm_reaches_every_running_child_and_no_further_one_starts():
+    """As a preempted VM stops a label curve: its running iterations checkpoint and exit, none starts."""
+    exits_on_term = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(7)); time.sleep(30)"
+    codes = {}
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    begun = time.time()
+    starts = [lambda: subprocess.Popen(_python(exits_on_term)) for _ in range(3)]
+    stop = stopping.run_children(starts, jobs=2, on_exit=codes.__setitem__)
+    assert stop.name == "SIGTERM"
+    assert codes == {0: 7, 1: 7}, "the third child must not start once SIGTERM arrived"
+    assert time.time() - begun < 10

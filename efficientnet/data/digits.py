@@ -108,6 +108,15 @@ class DigitsVariant:
     labeled_per_class: int = DIGITS_LABELED_PER_CLASS
     unlabeled_shift: str | None = None
 
+    @property
+    def spec(self) -> str:
+        """The dataset spec that selects this variant, the inverse of `parse_digits_argument`."""
+        arguments = (
+            [f"per_class={self.labeled_per_class}"] if self.labeled_per_class != DIGITS_LABELED_PER_CLASS else []
+        )
+        arguments += [f"unlabeled_shift={self.unlabeled_shift}"] if self.unlabeled_shift else []
+        return "digits" + (":" + ",".join(arguments) if arguments else "")
+
 
 def parse_digits_argument(argument: str) -> DigitsVariant:
     """`per_class=N` and `unlabeled_shift=KIND`, comma-separated, either or both, in any order.

@@ -23,6 +23,11 @@ import tensorflow as tf
 RUN_CONFIG_FILE = "config.json"
 
 
+def is_remote(path: str) -> bool:
+    """Whether `path` is a URL (gs://…) rather than a local path: only local files take O_EXCL or an append."""
+    return "://" in path
+
+
 def _temporary_name(path: str) -> str:
     directory, name = os.path.split(path)
     return os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:8]}")

@@ -139,7 +139,7 @@ def _ago(timestamp) -> str:
 def _create(path: str, document: dict) -> bool:
     """Creates the lock unless it exists; False when another run created it first."""
     data = json.dumps(document).encode()
-    if "://" in path:
+    if fileio.is_remote(path):
         if tf.io.gfile.exists(path):
             return False
         fileio.write_bytes(path, data)

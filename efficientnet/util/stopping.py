@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -76,3 +78,48 @@ def requests(interrupt: bool = False, forward: Callable[[int], None] | None = No
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def run_children(
+    starts: Sequence[Callable[[], subprocess.Popen]],
+    jobs: int = 1,
+    on_exit: Callable[[int, int], None] | None = None,
+) -> StopRequest:
+    """Starts child processes (`starts[i]()` starts the i-th) at most `jobs` at a time, to their end.
+
+    SIGTERM is passed on to every running child, so that each checkpoints and
+    exits instead of running on without its parent (a scheduler or a
+    preempted VM signals this process only); Ctrl-C is not, because a terminal
+    sends it to the children already. Once either arrives no further child is
+    started, and the running ones are waited for. `on_exit(i, returncode)` is
+    called as each ends. Returns the stop request, for the caller to report.
+    """
+    running: dict[int, subprocess.Popen] = {}
+    pending = list(range(len(starts)))
+
+    def forward(signum: int) -> None:
+        if signum == signal.SIGTERM:
+            for child in running.values():
+                if child.poll() is None:
+                    child.send_signal(signum)
+
+    with requests(forward=forward) as stop:
+        while running or (pending and not stop.requested):
+            while pending and len(running) < jobs and not stop.requested:
+                index = pending.pop(0)
+                running[index] = starts[index]()
+                if stop.requested:  # signalled while the child was starting
+                    forward(stop.signal)
+            ended = {index: child.poll() for index, child in running.items()}
+            ended = {index: code for index, code in ended.items() if code is not None}
+            for index, returncode in ended.items():
+                del running[index]
+                if on_exit:
+                    on_exit(index, returncode)
+            if running and not ended:
+                # One child: block in wait() (retried by Python after a handled signal); several: poll.
+                if len(running) == 1 and not pending:
+                    next(iter(running.values())).wait()
+                else:
+                    time.sleep(0.2)
+    return stop

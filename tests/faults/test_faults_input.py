@@ -530,5 +530,8 @@ def test_errors_table_documents_every_case():
         "lock left by a killed run",
         "SIGTERM (preemption, `timeout`, a scheduler; Ctrl-C likewise)",  # test_faults_signals.py
         "disk full",  # test_faults_disk.py
+        "label curve rerun with another config or other settings into its work directory",  # test_label_curve.py
+        "label curve over data other than digits",  # test_label_curve.py
+        "SIGTERM to the label curve",  # stopping.run_children: test_run_safety.py
     ):
         assert name in rows, name
