@@ -30,6 +30,7 @@ runs (they differ slightly from runs with the default threads).
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -198,7 +199,7 @@ def draw(curve: list[dict[str, Any]]):
     axes.set_xlabel("labeled images per class")
     axes.set_ylabel("test top-1 accuracy (mean ± std over seeds)")
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(loc="best")
     return figure
 
 
@@ -244,7 +245,7 @@ def run_curve(
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     derived = derive_configs(config_path, per_class, last_round)
     fileio.check_writable_dir(work_dir, "--work_dir")
-    command = " ".join(["python -m pipelines.label_curve", *sys.argv[1:]])
+    curve_command = " ".join(["python -m pipelines.label_curve", *sys.argv[1:]])
     with runlock.hold(work_dir, "--work_dir"):
         paths = write_configs(work_dir, config_path, derived)
         todo = [(n, s) for n in per_class for s in seeds if not finished(run_dir(work_dir, n, s), last_round)]
@@ -252,6 +253,7 @@ def run_curve(
         print(f"[curve] {total - len(todo)} of {total} runs finished already; {len(todo)} to run", file=sys.stderr)
         started: dict[int, float] = {}
         failed: list[str] = []
+        minutes_done: list[float] = []
 
         def start(index: int):
             n, seed = todo[index]
@@ -278,9 +280,13 @@ def run_curve(
                     file=sys.stderr,
                 )
                 return
-            write_curve(work_dir, summarize(work_dir, per_class, seeds, last_round), command)
+            write_curve(work_dir, summarize(work_dir, per_class, seeds, last_round), curve_command)
+            minutes_done.append(minutes)
+            left = len(todo) - len(minutes_done) - len(failed)
+            eta = statistics.fmean(minutes_done) * left / min(jobs, max(left, 1))
             print(
-                f"[curve] {n} per class, seed {seed}: finished in {minutes:.1f} min; "
+                f"[curve] {n} per class, seed {seed}: finished in {minutes:.1f} min "
+                f"({total - len(todo) + len(minutes_done)} of {total} runs done, about {eta:.0f} min left); "
                 f"curve updated in {os.path.join(work_dir, CURVE_FILE)}.md",
                 file=sys.stderr,
                 flush=True,
@@ -291,7 +297,7 @@ def run_curve(
             raise cli.Stopped(f"stopped by {stop.name}; rerun the same command to resume the curve")
         if failed:
             raise cli.Stopped(f"{len(failed)} run(s) failed, see {', '.join(failed)}; rerun the same command to resume")
-        return write_curve(work_dir, summarize(work_dir, per_class, seeds, last_round), command)
+        return write_curve(work_dir, summarize(work_dir, per_class, seeds, last_round), curve_command)
 
 
 def integers(flag: flags.FlagHolder) -> list[int]:
