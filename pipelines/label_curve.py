@@ -275,8 +275,9 @@ def run_curve(
             minutes = (time.time() - started[index]) / 60
             if returncode != 0:
                 failed.append(f"{run_dir(work_dir, n, seed)}.log")
-                print(
-                    f"[curve] {n} per class, seed {seed}: failed (exit {returncode}) after {minutes:.1f} min",
+                print(  # stopped by a signal, or failed: its log ends with the step's own line saying which
+                    f"[curve] {n} per class, seed {seed}: ended with exit {returncode} after {minutes:.1f} min; "
+                    f"see {run_dir(work_dir, n, seed)}.log",
                     file=sys.stderr,
                 )
                 return

@@ -26,14 +26,18 @@ STEPS = [Step(0, TEACHER), Step(1, STUDENT), Step(2, STUDENT), Step(1, ORACLE)]
 
 
 def test_the_curve_at_4_per_class_is_the_40_label_protocol():
-    """configs/digits_4_per_class.json was digits.json scaled by hand; the curve derives the same runs."""
+    """configs/digits_4_per_class.json is digits.json scaled to 40 labels, plus the two label settings
+    chosen on validation; the curve derives the same lengths."""
     derived = label_curve.derive_config(load_config(str(ROOT / "configs" / "digits.json")), 4)
+    derived["student"] |= {"label_type": "hard"}
+    derived["pseudolabel"] |= {"label_type": "hard", "confidence_threshold": 0.7}
     scarce = load_config(str(ROOT / "configs" / "digits_4_per_class.json"))
     for step in STEPS:
         assert train_settings(derived, step, "/m") == train_settings(scarce, step, "/m"), step
     for key in ("labeled", "unlabeled", "validation", "test", "oracle", "pseudolabel"):
         assert derived[key] == scarce[key], key
     assert "ablation_round" not in derived and derived["robustness"] is None
+    assert label_curve.derive_config(scarce, 4)["pseudolabel"] == scarce["pseudolabel"]
 
 
 def test_lengths_scale_with_the_labels_so_every_n_trains_as_many_steps():
