@@ -8,23 +8,24 @@ How much the unlabeled data is worth depends on how few labels there are: the
 paper's gains are largest where labels are scarce. For each N of
 `--per_class`, the config (`--config`, default the standard digits protocol at
 15 labels per class) is derived for `digits:per_class=N` with every length in
-epochs (training, warm-up, decay interval) scaled by 15/N, so every model trains
-the same number of steps whatever N; the no-noise ablation and the robustness
-report are left out, because the curve measures accuracy. At N = 4 that is
-exactly `configs/digits_4_per_class.json`'s protocol. Each (N, seed) is one
-`pipelines.iterate --oracle` run in `WORK_DIR/per_class_N/seedS` (its console in
-`seedS.log` beside it), which trains the teacher, the students of rounds 1 … R
-and the oracle; a finished run is skipped and an interrupted one resumes from
-its steps and checkpoints, so rerunning the same command continues the curve.
-After every run, `label_curve.md`, `label_curve.json` and `label_curve.png` in
-WORK_DIR are rewritten from the runs finished so far: per N, mean ± std over
-seeds of each model's accuracy and of the share of the teacher→oracle gap each
-round's student closes (docs/results.md#label-efficiency-curve).
+epochs (training, warm-up, decay interval) scaled by M/N, M being the config's
+own labels per class, so every model trains the same number of steps whatever
+N; the no-noise ablation and the robustness report are left out, because the
+curve measures accuracy. With `--config=configs/digits_4_per_class.json`, N = 4
+is exactly that protocol. Each (N, seed) is one `pipelines.iterate --oracle`
+run in `WORK_DIR/per_class_N/seedS` (its console in `seedS.log` beside it),
+which trains the teacher, the students of rounds 1 … R and the oracle; a
+finished run is skipped and an interrupted one resumes from its steps and
+checkpoints, so rerunning the same command continues the curve. After every
+run, `label_curve.md`, `label_curve.json` and `label_curve.png` in WORK_DIR are
+rewritten from the runs finished so far: per N, mean ± std over seeds of each
+model's accuracy and of the share of the teacher→oracle gap each round's
+student closes (docs/results.md#label-efficiency-curve).
 
-`--jobs=K` runs K iterations side by side, each with one TensorFlow thread: on
-a small CPU tiny models use one core each better than two, and one thread
-fixes the float summation order, so the numbers then equal those of one-thread
-runs (they differ slightly from runs with the default threads).
+`--jobs=K` runs K iterations side by side, each with one TensorFlow thread, so
+that K runs share K cores without oversubscribing them. One thread also fixes
+the float summation order: the numbers then equal those of other one-thread
+runs of the same steps, and differ slightly from runs with the default threads.
 """
 
 from __future__ import annotations

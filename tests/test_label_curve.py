@@ -125,6 +125,7 @@ CURVE = {"per_class": [2], "seeds": [0], "last_round": 1}
 
 
 def curve_scenario(work_dir) -> dict:
+    """`scripts/label_curve.sh` as a user types it: the wrapper's set-up, the CLI, its iteration."""
     config = tiny_config(work_dir / "tiny.json")
     command = ["scripts/label_curve.sh", f"--config={config}", f"--work_dir={work_dir / 'curve'}"]
     command += ["--per_class=2", "--seeds=0", "--round=1"]
