@@ -1,7 +1,7 @@
 """The label-efficiency curve (pipelines/label_curve.py): configs derived per N,
 the table and plot of finished runs, and the whole command on tiny runs.
 
-The end-to-end run (`curve_run`) is a real
+The end-to-end run is a background scenario (tests/conftest.py): a real
 `scripts/label_curve.sh` at 2 labels per class, one seed, round 1, with a
 teacher and students of a few steps. The same curve again (in this process)
 must find it finished and start nothing, and another config into the same
@@ -124,14 +124,8 @@ def tiny_config(path, steps=6):
 CURVE = {"per_class": [2], "seeds": [0], "last_round": 1}
 
 
-@pytest.fixture(scope="module")
-def curve_run(tmp_path_factory) -> dict:
-    """`scripts/label_curve.sh` as a user types it: the wrapper's set-up, the CLI, its iteration.
-
-    Run in the foreground, not as a background scenario (tests/conftest.py): the
-    scenarios are the suite's critical path, while this process has time to spare.
-    """
-    work_dir = tmp_path_factory.mktemp("label_curve")
+def curve_scenario(work_dir) -> dict:
+    """`scripts/label_curve.sh` as a user types it: the wrapper's set-up, the CLI, its iteration."""
     config = tiny_config(work_dir / "tiny.json")
     command = ["scripts/label_curve.sh", f"--config={config}", f"--work_dir={work_dir / 'curve'}"]
     command += ["--per_class=2", "--seeds=0", "--round=1"]
@@ -139,9 +133,12 @@ def curve_run(tmp_path_factory) -> dict:
     return {"first": first, "config": config, "work_dir": work_dir / "curve"}
 
 
+BACKGROUND_SCENARIO = curve_scenario
+
+
 @pytest.mark.slow
-def test_the_curve_command_runs_each_n_and_seed_and_writes_the_table(curve_run):
-    seen = curve_run
+def test_the_curve_command_runs_each_n_and_seed_and_writes_the_table(background_outcome):
+    seen = background_outcome
     assert seen["first"].returncode == 0, seen["first"].stderr[-3000:]
     assert "[curve] 0 of 1 runs finished already; 1 to run" in seen["first"].stderr
     assert "[curve] 2 per class, seed 0: finished in" in seen["first"].stderr
@@ -159,8 +156,8 @@ def test_the_curve_command_runs_each_n_and_seed_and_writes_the_table(curve_run):
 
 
 @pytest.mark.slow
-def test_the_same_curve_again_runs_nothing_and_another_config_is_refused(curve_run, capsys):
-    seen = curve_run
+def test_the_same_curve_again_runs_nothing_and_another_config_is_refused(background_outcome, capsys):
+    seen = background_outcome
     work_dir, config = str(seen["work_dir"]), str(seen["config"])
     before = (seen["work_dir"] / "per_class_2" / "seed0" / "rounds.json").read_text()
     again = label_curve.run_curve(work_dir, config, **CURVE)
