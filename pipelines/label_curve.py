@@ -30,6 +30,7 @@ runs of the same steps, and differ slightly from runs with the default threads.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -89,7 +90,7 @@ def derive_config(config: dict[str, Any], per_class: int) -> dict[str, Any]:
     factor = variant.labeled_per_class / per_class
     defaults = {key: TrainConfig.__dataclass_fields__[key].default for key in EPOCH_SETTINGS}
     derived = dict(config)
-    derived["labeled"] = labeled | {"dataset": type(variant)(per_class, variant.unlabeled_shift).spec}
+    derived["labeled"] = labeled | {"dataset": dataclasses.replace(variant, labeled_per_class=per_class).spec}
     derived["train"] = scale_lengths(defaults | config["train"], factor)
     for section in ("teacher", "student"):
         derived[section] = scale_lengths(config[section], factor)
