@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # cores, where larger thread pools would only spin away CPU time waiting for each other.
 os.environ.update(ONE_THREAD)
 TEACHER_FIXTURES = {"teacher", "teacher_run"}
+SESSION_START = time.monotonic()
+BACKGROUND = {}  # name -> _Background, for the terminal summary
 
 
 class _Scheduling:
@@ -84,17 +87,26 @@ def _threads_from(root: int) -> list[int]:
 
 
 class _Background:
-    """A function run in a thread of its own; `outcome()` waits for its result or re-raises its error."""
+    """A function run in a thread of its own; `outcome()` waits for its result or re-raises its error.
+
+    `ran` is when it held its slot, in seconds since the session started, for
+    the summary that shows which background work the suite's length hangs on.
+    """
 
     def __init__(self, function, *args, scheduling: _Scheduling | None = None):
         self._outcome = self._error = None
+        self.ran = None
         self._thread = threading.Thread(target=self._run, args=(function, args, scheduling), daemon=True)
         self._thread.start()
 
     def _run(self, function, args, scheduling):
         try:
             with scheduling.slot() if scheduling else contextlib.nullcontext():
-                self._outcome = function(*args)
+                began = time.monotonic()
+                try:
+                    self._outcome = function(*args)
+                finally:
+                    self.ran = (began - SESSION_START, time.monotonic() - SESSION_START)
         except BaseException as error:  # handed to the test that waits for it
             self._error = error
 
@@ -181,7 +193,17 @@ def _background(request, tmp_path_factory):
         scenario, work_dir = module.BACKGROUND_SCENARIO, tmp_path_factory.mktemp(name)
         args = (work_dir, teacher_export) if _wants_teacher(scenario) else (work_dir,)
         started[name] = _Background(scenario, *args, scheduling=scheduling)
+    BACKGROUND.update((name, work) for name, work in started.items() if isinstance(work, _Background))
     return started
+
+
+def pytest_terminal_summary(terminalreporter):
+    """When each background job ran (seconds since the session started): the suite ends with the last."""
+    spans = sorted((work.ran, name) for name, work in BACKGROUND.items() if work.ran)
+    if spans:
+        terminalreporter.write_sep("-", "background work, seconds since the session started")
+        for (began, ended), name in spans:
+            terminalreporter.write_line(f"{began:6.0f} – {ended:4.0f}  ({ended - began:4.0f} s)  {name}")
 
 
 @pytest.fixture(scope="session")
