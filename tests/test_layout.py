@@ -3,12 +3,14 @@
 Data flows one way: data → model → training → labeling and robustness →
 teacher/student CLIs → iteration and report. A module may import its own
 layer and the layers below it, never one above, so each layer can be read,
-tested and reused without the ones built on it.
+tested and reused without the ones built on it. Also: every shell script
+parses, with the Python it embeds.
 """
 
 import ast
 import importlib
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,21 @@ def test_layout_table_matches_the_tree():
 
 
 LAYER_FOLDERS = ("util", "data", "model", "train")
+
+
+SHELL_SCRIPTS = sorted(
+    [*ROOT.glob("*.sh"), *ROOT.glob("scripts/*.sh"), *ROOT.glob("benchmarks/*.sh"), ROOT / ".ci/run"]
+)
+# Python a script hands to the venv's interpreter: `python - ARGS <<'EOF'` … `EOF`, or `python -c '…'`.
+EMBEDDED_PYTHON = re.compile(r"python3? - [^\n]*<<'(\w+)'\n(.*?)\n\1\n|python3? -c '([^']*)'", re.DOTALL)
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_shell_script_parses_and_the_python_it_embeds_compiles_here(script):
+    """A script runs once a long job is done (a summary, a table), so a syntax error there shows
+    only after hours: `bash -n` and this interpreter's compiler find it at once (an f-string
+    quoting style that only Python 3.12 accepts, for instance)."""
+    parsed = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert parsed.returncode == 0, parsed.stderr
+    for _, heredoc, inline in EMBEDDED_PYTHON.findall(script.read_text()):
+        compile(heredoc or inline, f"{script.name} (embedded)", "exec")
