@@ -39,10 +39,9 @@ for name, label_type, threshold, magnitude in [
 ]:
     config = copy.deepcopy(base)
     config["pseudolabel"] |= {"label_type": label_type, "confidence_threshold": threshold}
+    config["student"] |= {"randaugment_magnitude": magnitude}
     if label_type == "hard":  # the students' default is soft
         config["student"] |= {"label_type": label_type}
-    if magnitude != base["student"]["randaugment_magnitude"]:
-        config["student"] |= {"randaugment_magnitude": magnitude}
     config["description"] = (
         f"40 labels, {label_type} pseudo-labels, confidence >= {threshold}, students' RandAugment magnitude "
         f"{magnitude}, three rounds"
